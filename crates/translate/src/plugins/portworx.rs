@@ -1,0 +1,150 @@
+//! Portworx: `kubernetes.io/portworx-volume` ⇄ `pxd.portworx.com`.
+
+use k8s_openapi::api::core::v1::{
+    CSIPersistentVolumeSource, PersistentVolume, PersistentVolumeSpec, PortworxVolumeSource,
+    SecretReference, Volume,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
+
+use crate::error::Result;
+use crate::parameters::translate_parameters;
+use crate::plugin::{
+    InTreePlugin, access_modes_by_read_only, missing_inline_source, missing_pv_source, new_pv,
+    omit_empty, omit_false, spec_mut,
+};
+
+/// In-tree plugin name.
+pub const PLUGIN_NAME: &str = "kubernetes.io/portworx-volume";
+/// CSI driver name.
+pub const DRIVER_NAME: &str = "pxd.portworx.com";
+/// StorageClass parameter and PV annotation naming the OpenStorage auth secret.
+pub const AUTH_SECRET_NAME: &str = "openstorage.io/auth-secret-name";
+/// StorageClass parameter and PV annotation naming the auth secret's namespace.
+pub const AUTH_SECRET_NAMESPACE: &str = "openstorage.io/auth-secret-namespace";
+
+/// The CSI operations that receive the auth secret, as `csi.storage.k8s.io/<op>-secret-…`.
+const SECRET_OPERATIONS: [&str; 6] = [
+    "provisioner",
+    "controller-publish",
+    "node-stage",
+    "node-publish",
+    "controller-expand",
+    "node-expand",
+];
+
+/// The Portworx translator.
+#[derive(Debug, Clone, Copy)]
+pub struct Portworx;
+
+impl InTreePlugin for Portworx {
+    fn in_tree_plugin_name(&self) -> &'static str {
+        PLUGIN_NAME
+    }
+
+    fn csi_driver_name(&self) -> &'static str {
+        DRIVER_NAME
+    }
+
+    fn source_field(&self) -> &'static str {
+        "portworxVolume"
+    }
+
+    fn can_support(&self, pv: &PersistentVolume) -> bool {
+        pv.spec
+            .as_ref()
+            .is_some_and(|s| s.portworx_volume.is_some())
+    }
+
+    fn can_support_inline(&self, volume: &Volume) -> bool {
+        volume.portworx_volume.is_some()
+    }
+
+    /// The auth secret parameters fan out to every CSI secret parameter, and the
+    /// provisioner becomes `pxd.portworx.com`.
+    fn storage_class_to_csi(&self, mut sc: StorageClass) -> Result<StorageClass> {
+        let params = translate_parameters(&sc, |params, key, lower, value| {
+            let suffix = match lower {
+                AUTH_SECRET_NAME => "name",
+                AUTH_SECRET_NAMESPACE => "namespace",
+                _ => return params.insert(key, key, value),
+            };
+            for op in SECRET_OPERATIONS {
+                params.insert(
+                    key,
+                    &format!("csi.storage.k8s.io/{op}-secret-{suffix}"),
+                    value,
+                )?;
+            }
+            Ok(())
+        })?;
+        if !params.is_empty() {
+            sc.parameters = Some(params.into_map());
+        }
+        sc.provisioner = DRIVER_NAME.to_owned();
+        Ok(sc)
+    }
+
+    /// Like upstream, `readOnly` only chooses the access mode; `spec.csi.readOnly` stays unset.
+    fn inline_to_csi(&self, volume: &Volume, _pod_namespace: &str) -> Result<PersistentVolume> {
+        let px = volume
+            .portworx_volume
+            .as_ref()
+            .ok_or_else(|| missing_inline_source("portworxVolume", volume))?;
+        Ok(new_pv(
+            format!("{DRIVER_NAME}-{}", px.volume_id),
+            PersistentVolumeSpec {
+                csi: Some(CSIPersistentVolumeSource {
+                    driver: DRIVER_NAME.to_owned(),
+                    volume_handle: px.volume_id.clone(),
+                    fs_type: omit_empty(px.fs_type.clone()),
+                    ..Default::default()
+                }),
+                access_modes: Some(access_modes_by_read_only(px.read_only.unwrap_or(false))),
+                ..Default::default()
+            },
+        ))
+    }
+
+    /// When the PV carries both auth annotations, their secret is used for every CSI
+    /// operation that takes one. `readOnly` is not copied, as upstream.
+    fn pv_to_csi(&self, mut pv: PersistentVolume) -> Result<PersistentVolume> {
+        let Some(px) = pv.spec.as_mut().and_then(|s| s.portworx_volume.take()) else {
+            return Err(missing_pv_source("spec.portworxVolume", &pv));
+        };
+        let annotations = pv.metadata.annotations.as_ref();
+        let secret = match (
+            annotations.and_then(|a| a.get(AUTH_SECRET_NAME)),
+            annotations.and_then(|a| a.get(AUTH_SECRET_NAMESPACE)),
+        ) {
+            (Some(name), Some(namespace)) => Some(SecretReference {
+                name: omit_empty(Some(name.clone())),
+                namespace: omit_empty(Some(namespace.clone())),
+            }),
+            _ => None,
+        };
+        spec_mut(&mut pv).csi = Some(CSIPersistentVolumeSource {
+            driver: DRIVER_NAME.to_owned(),
+            volume_handle: px.volume_id,
+            fs_type: omit_empty(px.fs_type),
+            controller_publish_secret_ref: secret.clone(),
+            node_stage_secret_ref: secret.clone(),
+            node_publish_secret_ref: secret.clone(),
+            controller_expand_secret_ref: secret.clone(),
+            node_expand_secret_ref: secret,
+            ..Default::default()
+        });
+        Ok(pv)
+    }
+
+    fn csi_pv_to_in_tree(&self, mut pv: PersistentVolume) -> Result<PersistentVolume> {
+        let Some(csi) = pv.spec.as_mut().and_then(|s| s.csi.take()) else {
+            return Err(missing_pv_source("spec.csi", &pv));
+        };
+        spec_mut(&mut pv).portworx_volume = Some(PortworxVolumeSource {
+            volume_id: csi.volume_handle,
+            fs_type: omit_empty(csi.fs_type),
+            read_only: omit_false(csi.read_only),
+        });
+        Ok(pv)
+    }
+}

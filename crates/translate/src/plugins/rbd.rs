@@ -1,0 +1,282 @@
+//! Ceph RBD: `kubernetes.io/rbd` ⇄ `rbd.csi.ceph.com`, as in csi-translation-lib v0.30,
+//! the last release that translated it (Kubernetes 1.31 removed the plugin).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use k8s_openapi::api::core::v1::{
+    CSIPersistentVolumeSource, PersistentVolume, PersistentVolumeSpec, RBDPersistentVolumeSource,
+    SecretReference, Volume,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
+use md5::{Digest, Md5};
+
+use crate::error::{Result, TranslateError};
+use crate::parameters::{CSI_FSTYPE, FSTYPE, translate_parameters};
+use crate::plugin::{
+    InTreePlugin, access_modes_by_read_only, missing_inline_source, missing_pv_source, new_pv,
+    omit_empty, omit_false, spec_mut,
+};
+
+/// In-tree plugin name.
+pub const PLUGIN_NAME: &str = "kubernetes.io/rbd";
+/// CSI driver name.
+pub const DRIVER_NAME: &str = "rbd.csi.ceph.com";
+/// PV annotation with the handle of a volume the CSI driver already knows.
+pub const VOLUME_HANDLE_ANNOTATION: &str = "rbd.csi.ceph.com/volume-handle";
+const CLUSTER_ID: &str = "clusterID";
+const IMAGE_FEATURES: &str = "imageFeatures";
+const IMAGE_FORMAT: &str = "imageFormat";
+const IMAGE_NAME: &str = "imageName";
+const JOURNAL_POOL: &str = "journalPool";
+const POOL: &str = "pool";
+const MONITORS: &str = "monitors";
+const ADMIN_ID: &str = "adminId";
+const STATIC_VOLUME: &str = "staticVolume";
+const MIGRATION: &str = "migration";
+const TRUE: &str = "true";
+const DEFAULT_POOL: &str = "rbd";
+const DEFAULT_IMAGE_FEATURES: &str = "layering";
+const DEFAULT_ADMIN_USER: &str = "admin";
+const DEFAULT_SECRET_NAMESPACE: &str = "default";
+const DYNAMIC_IMAGE_PREFIX: &str = "kubernetes-dynamic-pvc-";
+const ADMIN_SECRET_OPERATIONS: [&str; 3] = ["provisioner", "node-stage", "controller-expand"];
+
+/// The Ceph RBD translator.
+#[derive(Debug, Clone, Copy)]
+pub struct Rbd;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The ceph-csi cluster ID used for migrated volumes: MD5 of the monitor list.
+pub fn cluster_id(monitors: &str) -> String {
+    hex(&Md5::digest(monitors.as_bytes()))
+}
+
+/// `mig_mons-<md5(monitors)>_image-<image without the dynamic prefix>_<hex(pool)>`,
+/// the handle ceph-csi decodes for volumes it did not create.
+pub fn migration_volume_handle(monitors: &str, pool: &str, image: &str) -> String {
+    let image = image.strip_prefix(DYNAMIC_IMAGE_PREFIX).unwrap_or(image);
+    format!(
+        "mig_mons-{}_image-{image}_{}",
+        cluster_id(monitors),
+        hex(pool.as_bytes())
+    )
+}
+
+fn secret_key(op: &str, suffix: &str) -> String {
+    format!("csi.storage.k8s.io/{op}-secret-{suffix}")
+}
+
+impl InTreePlugin for Rbd {
+    fn in_tree_plugin_name(&self) -> &'static str {
+        PLUGIN_NAME
+    }
+
+    fn csi_driver_name(&self) -> &'static str {
+        DRIVER_NAME
+    }
+
+    fn source_field(&self) -> &'static str {
+        "rbd"
+    }
+
+    fn can_support(&self, pv: &PersistentVolume) -> bool {
+        pv.spec.as_ref().is_some_and(|s| s.rbd.is_some())
+    }
+
+    fn can_support_inline(&self, volume: &Volume) -> bool {
+        volume.rbd.is_some()
+    }
+
+    /// Known parameters are renamed, unknown ones (`userId`, `userSecretName`…) dropped,
+    /// defaults filled in, and the provisioner becomes `rbd.csi.ceph.com`.
+    fn storage_class_to_csi(&self, mut sc: StorageClass) -> Result<StorageClass> {
+        let params = translate_parameters(&sc, |params, key, lower, value| match lower {
+            FSTYPE => params.insert(key, CSI_FSTYPE, value),
+            "imagefeatures" => params.insert(key, IMAGE_FEATURES, value),
+            "pool" => params.insert(key, POOL, value),
+            "imageformat" => params.insert(key, IMAGE_FORMAT, value),
+            "adminid" => params.insert(key, ADMIN_ID, value),
+            "adminsecretname" | "adminsecretnamespace" => {
+                let suffix = if lower == "adminsecretname" {
+                    "name"
+                } else {
+                    "namespace"
+                };
+                ADMIN_SECRET_OPERATIONS
+                    .iter()
+                    .try_for_each(|op| params.insert(key, &secret_key(op, suffix), value))
+            }
+            "monitors" => {
+                params.insert(key, MONITORS, value)?;
+                params.insert(key, CLUSTER_ID, &cluster_id(value))
+            }
+            _ => Ok(()),
+        })?;
+        let mut params = params.into_map();
+        let mut default = |k: String, v: &str| {
+            params.entry(k).or_insert_with(|| v.to_owned());
+        };
+        default(MIGRATION.to_owned(), TRUE);
+        default(POOL.to_owned(), DEFAULT_POOL);
+        for op in ADMIN_SECRET_OPERATIONS {
+            default(secret_key(op, "namespace"), DEFAULT_SECRET_NAMESPACE);
+        }
+        let is_blank = |k: &str| params.get(k).is_none_or(|v| v.is_empty());
+        if is_blank(&secret_key("provisioner", "name")) {
+            return Err(TranslateError::MissingCephAdminSecret);
+        }
+        if is_blank(MONITORS) {
+            return Err(TranslateError::MissingCephMonitors);
+        }
+        sc.provisioner = DRIVER_NAME.to_owned();
+        sc.parameters = Some(params);
+        Ok(sc)
+    }
+
+    /// The handle is the bare image name; the secret (if any) is looked up in the pod's namespace.
+    fn inline_to_csi(&self, volume: &Volume, pod_namespace: &str) -> Result<PersistentVolume> {
+        let rbd = volume
+            .rbd
+            .as_ref()
+            .ok_or_else(|| missing_inline_source("rbd", volume))?;
+        let secret = match &rbd.secret_ref {
+            Some(local) => SecretReference {
+                name: omit_empty(Some(local.name.clone())),
+                namespace: omit_empty(Some(pod_namespace.to_owned())),
+            },
+            None => SecretReference::default(),
+        };
+        let pool = rbd
+            .pool
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or(DEFAULT_POOL);
+        let attributes = BTreeMap::from([
+            (CLUSTER_ID.to_owned(), cluster_id(&rbd.monitors.join(","))),
+            (POOL.to_owned(), pool.to_owned()),
+            (STATIC_VOLUME.to_owned(), TRUE.to_owned()),
+            (IMAGE_FEATURES.to_owned(), DEFAULT_IMAGE_FEATURES.to_owned()),
+        ]);
+        Ok(new_pv(
+            format!("{DRIVER_NAME}-{}", rbd.image),
+            PersistentVolumeSpec {
+                csi: Some(CSIPersistentVolumeSource {
+                    driver: DRIVER_NAME.to_owned(),
+                    volume_handle: rbd.image.clone(),
+                    fs_type: omit_empty(rbd.fs_type.clone()),
+                    volume_attributes: Some(attributes),
+                    node_stage_secret_ref: Some(secret.clone()),
+                    controller_expand_secret_ref: Some(secret),
+                    ..Default::default()
+                }),
+                access_modes: Some(access_modes_by_read_only(rbd.read_only.unwrap_or(false))),
+                ..Default::default()
+            },
+        ))
+    }
+
+    /// A PV annotated with a ceph-csi handle keeps it; otherwise the migration handle is
+    /// composed from monitors, pool and image. Access modes follow `readOnly`.
+    fn pv_to_csi(&self, mut pv: PersistentVolume) -> Result<PersistentVolume> {
+        let Some(rbd) = pv.spec.as_mut().and_then(|s| s.rbd.take()) else {
+            return Err(missing_pv_source("spec.rbd", &pv));
+        };
+        let annotation = |key: &str| {
+            pv.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(key))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let pool = rbd.pool.clone().unwrap_or_default();
+        let mut attributes = BTreeMap::new();
+        let handle = match annotation(VOLUME_HANDLE_ANNOTATION) {
+            handle if !handle.is_empty() => {
+                attributes.insert(CLUSTER_ID.to_owned(), annotation(CLUSTER_ID));
+                handle
+            }
+            _ => {
+                let monitors = rbd.monitors.join(",");
+                attributes.insert(STATIC_VOLUME.to_owned(), TRUE.to_owned());
+                attributes.insert(CLUSTER_ID.to_owned(), cluster_id(&monitors));
+                migration_volume_handle(&monitors, &pool, &rbd.image)
+            }
+        };
+        let features = annotation(IMAGE_FEATURES);
+        attributes.extend([
+            (IMAGE_NAME.to_owned(), rbd.image.clone()),
+            (POOL.to_owned(), pool),
+            (
+                IMAGE_FEATURES.to_owned(),
+                if features.is_empty() {
+                    DEFAULT_IMAGE_FEATURES.to_owned()
+                } else {
+                    features
+                },
+            ),
+            (IMAGE_FORMAT.to_owned(), annotation(IMAGE_FORMAT)),
+            (JOURNAL_POOL.to_owned(), annotation(JOURNAL_POOL)),
+            (MIGRATION.to_owned(), TRUE.to_owned()),
+            ("tryOtherMounters".to_owned(), TRUE.to_owned()),
+        ]);
+        let spec = spec_mut(&mut pv);
+        spec.access_modes = Some(access_modes_by_read_only(rbd.read_only.unwrap_or(false)));
+        spec.csi = Some(CSIPersistentVolumeSource {
+            driver: DRIVER_NAME.to_owned(),
+            volume_handle: handle,
+            fs_type: omit_empty(rbd.fs_type),
+            volume_attributes: Some(attributes),
+            node_stage_secret_ref: rbd.secret_ref.clone(),
+            controller_expand_secret_ref: rbd.secret_ref,
+            ..Default::default()
+        });
+        Ok(pv)
+    }
+
+    /// Monitors cannot be recovered (`[""]`); the handle and attributes go to annotations.
+    fn csi_pv_to_in_tree(&self, mut pv: PersistentVolume) -> Result<PersistentVolume> {
+        let Some(csi) = pv.spec.as_mut().and_then(|s| s.csi.take()) else {
+            return Err(missing_pv_source("spec.csi", &pv));
+        };
+        let attribute = |key: &str| {
+            csi.volume_attributes
+                .as_ref()
+                .and_then(|a| a.get(key))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let user = Some(attribute(ADMIN_ID))
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| DEFAULT_ADMIN_USER.to_owned());
+        let annotations = pv.metadata.annotations.get_or_insert_with(Default::default);
+        annotations.insert(
+            VOLUME_HANDLE_ANNOTATION.to_owned(),
+            csi.volume_handle.clone(),
+        );
+        for key in [CLUSTER_ID, JOURNAL_POOL, IMAGE_FEATURES, IMAGE_FORMAT] {
+            annotations.insert(key.to_owned(), attribute(key));
+        }
+        let source = RBDPersistentVolumeSource {
+            monitors: vec![String::new()],
+            image: attribute(IMAGE_NAME),
+            fs_type: omit_empty(csi.fs_type.clone()),
+            pool: omit_empty(Some(attribute(POOL))),
+            user: Some(user),
+            read_only: omit_false(csi.read_only),
+            secret_ref: csi.node_stage_secret_ref.clone(),
+            keyring: None,
+        };
+        spec_mut(&mut pv).rbd = Some(source);
+        Ok(pv)
+    }
+}
