@@ -1,1 +1,83 @@
-fn main() {}
+//! `csi-migrate`: moves Kubernetes volumes off in-tree storage plugins onto CSI drivers.
+
+mod args;
+mod manifest_io;
+mod translate_cmd;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+
+use crate::args::{Cli, Command};
+
+/// Exit code for a job that failed or found blockers.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code for bad usage or bad input.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// An error together with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub code: u8,
+    /// What went wrong, with its causes.
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// Bad usage or input: exit code 2.
+    pub fn bad_input(error: impl Into<anyhow::Error>) -> Self {
+        Self { code: EXIT_BAD_INPUT, error: error.into() }
+    }
+
+    /// The job failed: exit code 1.
+    pub fn failed(error: impl Into<anyhow::Error>) -> Self {
+        Self { code: EXIT_FAILED, error: error.into() }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(error: io::Error) -> Self {
+        Self::failed(error)
+    }
+}
+
+/// The name we were called by: `kubectl csi-migrate` when run as a kubectl plugin.
+fn display_name() -> &'static str {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let file = std::path::Path::new(&argv0).file_name().unwrap_or_default();
+    if file.to_string_lossy().starts_with("kubectl-") {
+        "kubectl csi-migrate"
+    } else {
+        "csi-migrate"
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+fn main() -> ExitCode {
+    let name = display_name();
+    let matches = Cli::command().name(name).bin_name(name).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let result = match cli.command {
+        Command::Translate(args) => translate_cmd::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`| head`) is not an error.
+        Err(failure) if is_broken_pipe(&failure.error) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let _ = writeln!(io::stderr().lock(), "error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}

@@ -61,11 +61,17 @@
 
 pub mod error;
 pub mod jsonl;
+pub mod manifest;
 pub mod parameters;
 pub mod plugin;
 pub mod plugins;
 pub mod topology;
 mod translator;
+
+#[cfg(test)]
+mod round_trip_tests;
+#[cfg(test)]
+mod test_support;
 
 pub use error::{RegionError, Result, TranslateError};
 pub use plugin::InTreePlugin;

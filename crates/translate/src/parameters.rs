@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::TopologySelectorTerm;
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::error::{Result, TranslateError};
+use crate::plugin::omit_empty_map;
 use crate::topology::{topology_selector, translate_allowed_topologies};
 
 /// In-tree fsType parameter (matched case-insensitively).
@@ -43,10 +44,6 @@ impl TranslatedParameters {
         self.origins
             .insert(target.to_owned(), source_key.to_owned());
         Ok(())
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.values.is_empty()
     }
 
     pub(crate) fn into_map(self) -> BTreeMap<String, String> {
@@ -108,7 +105,7 @@ pub(crate) type ParameterRule = fn(&mut TranslatedParameters, &str, &str, &str) 
 /// `topology_key` (an error together with existing allowedTopologies), existing
 /// zone keys in allowedTopologies are renamed, and every other parameter goes
 /// through `rule(params, key, lowercased key, value)`. Parameters always come out
-/// as a map, possibly empty; the provisioner is left alone.
+/// as a map (left out when empty, as Go's `omitempty` does); the provisioner is left alone.
 pub(crate) fn translate_zonal_storage_class(
     mut sc: StorageClass,
     topology_key: &str,
@@ -130,7 +127,8 @@ pub(crate) fn translate_zonal_storage_class(
         None if has_existing => existing.map(|t| translate_allowed_topologies(t, topology_key)),
         None => existing,
     };
-    sc.parameters = Some(params.into_map());
+    // Go writes an empty map here, which `omitempty` then leaves out.
+    sc.parameters = omit_empty_map(params.into_map());
     Ok(sc)
 }
 

@@ -246,21 +246,24 @@ pub(crate) fn translate_allowed_topologies(
     terms
         .into_iter()
         .map(|term| TopologySelectorTerm {
-            match_label_expressions: term.match_label_expressions.map(|exprs| {
-                exprs
-                    .into_iter()
-                    .map(|e| {
-                        if e.key == LABEL_ZONE || e.key == LABEL_BETA_ZONE {
-                            TopologySelectorLabelRequirement {
-                                key: csi_key.to_owned(),
-                                values: e.values,
+            // An empty list is left out, as Go's `omitempty` does.
+            match_label_expressions: term.match_label_expressions.filter(|e| !e.is_empty()).map(
+                |exprs| {
+                    exprs
+                        .into_iter()
+                        .map(|e| {
+                            if e.key == LABEL_ZONE || e.key == LABEL_BETA_ZONE {
+                                TopologySelectorLabelRequirement {
+                                    key: csi_key.to_owned(),
+                                    values: e.values,
+                                }
+                            } else {
+                                e
                             }
-                        } else {
-                            e
-                        }
-                    })
-                    .collect()
-            }),
+                        })
+                        .collect()
+                },
+            ),
         })
         .collect()
 }

@@ -1,6 +1,6 @@
 //! The webhook policy: what to do (deny, warn, allow) per rule, namespace exemptions, in-tree class names.
 //!
-//! The policy is a small YAML file (see `deploy/webhook/policy-configmap.yaml`):
+//! The policy is a small YAML file (see `deploy/webhook/20-policy-configmap.yaml`):
 //!
 //! ```yaml
 //! default: warn                  # action for every rule not named below
@@ -206,7 +206,11 @@ impl Policy {
             path: path.map(Path::to_owned),
             message,
         };
-        if let Some(e) = self.exemptions.iter().find(|e| e.namespace.trim().is_empty()) {
+        if let Some(e) = self
+            .exemptions
+            .iter()
+            .find(|e| e.namespace.trim().is_empty())
+        {
             return Err(invalid(format!(
                 "an exemption has an empty namespace (rules: {:?})",
                 e.rules
@@ -251,7 +255,11 @@ mod tests {
     #[test]
     fn empty_document_is_the_default_policy() {
         for text in ["", "\n", "# nothing\n", "---\n"] {
-            assert_eq!(Policy::from_yaml(text).unwrap(), Policy::default(), "{text:?}");
+            assert_eq!(
+                Policy::from_yaml(text).unwrap(),
+                Policy::default(),
+                "{text:?}"
+            );
         }
         let p = Policy::default();
         for rule in PolicyRule::ALL {
@@ -269,11 +277,23 @@ mod tests {
         let cases: &[(PolicyRule, Option<&str>, Action)] = &[
             (PolicyRule::InTreeStorageClass, None, Action::Deny),
             (PolicyRule::InTreePersistentVolume, None, Action::Allow),
-            (PolicyRule::InTreeInlineVolume, Some("default"), Action::Warn),
-            (PolicyRule::InTreeInlineVolume, Some("legacy"), Action::Allow),
+            (
+                PolicyRule::InTreeInlineVolume,
+                Some("default"),
+                Action::Warn,
+            ),
+            (
+                PolicyRule::InTreeInlineVolume,
+                Some("legacy"),
+                Action::Allow,
+            ),
             (PolicyRule::InTreeInlineVolume, Some("batch"), Action::Allow),
             (PolicyRule::InTreeStorageClass, Some("batch"), Action::Deny),
-            (PolicyRule::InTreeStorageClass, Some("legacy"), Action::Allow),
+            (
+                PolicyRule::InTreeStorageClass,
+                Some("legacy"),
+                Action::Allow,
+            ),
             (PolicyRule::InTreeInlineVolume, Some("Legacy"), Action::Warn),
         ];
         for (rule, ns, want) in cases {
@@ -283,8 +303,12 @@ mod tests {
 
     #[test]
     fn in_tree_classes() {
-        let p = Policy::from_yaml("inTreeStorageClasses:\n  standard: kubernetes.io/gce-pd\n").unwrap();
-        assert_eq!(p.in_tree_class_provisioner("standard"), Some("kubernetes.io/gce-pd"));
+        let p =
+            Policy::from_yaml("inTreeStorageClasses:\n  standard: kubernetes.io/gce-pd\n").unwrap();
+        assert_eq!(
+            p.in_tree_class_provisioner("standard"),
+            Some("kubernetes.io/gce-pd")
+        );
         assert_eq!(p.in_tree_class_provisioner("premium"), None);
         assert_eq!(p.default, Action::Warn);
     }

@@ -22,7 +22,9 @@ pub enum ReviewError {
     #[error("request body is not a valid AdmissionReview: {0}")]
     Json(#[from] serde_json::Error),
     /// The body is JSON but not an `admission.k8s.io/v1` `AdmissionReview`.
-    #[error("expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got apiVersion {api_version:?} and kind {kind:?}")]
+    #[error(
+        "expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got apiVersion {api_version:?} and kind {kind:?}"
+    )]
     NotAdmissionReview {
         /// The `apiVersion` that was sent.
         api_version: String,
@@ -53,6 +55,32 @@ pub enum ReviewError {
         /// The decoding error.
         source: serde_json::Error,
     },
+}
+
+impl ReviewError {
+    /// A description for logs that never quotes the request's content (JSON errors can
+    /// cite the offending value, which may be a secret): only the error class and position.
+    pub fn summary(&self) -> String {
+        let json = |e: &serde_json::Error| {
+            format!(
+                "{:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            )
+        };
+        match self {
+            ReviewError::Json(e) => {
+                format!("request body is not a valid AdmissionReview: {}", json(e))
+            }
+            ReviewError::Object {
+                field,
+                kind,
+                source,
+            } => format!("{field} is not a valid {kind}: {}", json(source)),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Group, version and kind of the object under review.
@@ -221,7 +249,9 @@ mod tests {
     use super::*;
 
     fn review(request: &str) -> String {
-        format!(r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#)
+        format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#
+        )
     }
 
     #[test]
@@ -234,7 +264,10 @@ mod tests {
         assert_eq!(r.uid, "u1");
         assert_eq!(r.kind.kind, "Pod");
         assert_eq!(r.namespace.as_deref(), Some("ns"));
-        assert_eq!(r.object.unwrap().get(), r#"{"apiVersion":"v1","kind":"Pod"}"#);
+        assert_eq!(
+            r.object.unwrap().get(),
+            r#"{"apiVersion":"v1","kind":"Pod"}"#
+        );
         assert!(r.old_object.is_none());
     }
 
@@ -245,11 +278,26 @@ mod tests {
             ("  \n", "empty request body"),
             ("{", "not a valid AdmissionReview"),
             ("[1,2]", "not a valid AdmissionReview"),
-            (r#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"x"}}"#, "admission.k8s.io/v1beta1"),
-            (r#"{"apiVersion":"admission.k8s.io/v1","kind":"Pod"}"#, "kind \"Pod\""),
-            (r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#, "has no request"),
-            (r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}"#, "empty uid"),
-            (r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":5}}"#, "not a valid AdmissionReview"),
+            (
+                r#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"x"}}"#,
+                "admission.k8s.io/v1beta1",
+            ),
+            (
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"Pod"}"#,
+                "kind \"Pod\"",
+            ),
+            (
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+                "has no request",
+            ),
+            (
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}"#,
+                "empty uid",
+            ),
+            (
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":5}}"#,
+                "not a valid AdmissionReview",
+            ),
         ];
         for (body, needle) in cases {
             let err = parse_review(body.as_bytes()).unwrap_err().to_string();
@@ -269,7 +317,8 @@ mod tests {
 
     #[test]
     fn response_wire_shape() {
-        let allow: serde_json::Value = serde_json::from_slice(&response_body(&AdmissionResponse::allow("u"))).unwrap();
+        let allow: serde_json::Value =
+            serde_json::from_slice(&response_body(&AdmissionResponse::allow("u"))).unwrap();
         assert_eq!(
             allow,
             serde_json::json!({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u","allowed":true}})

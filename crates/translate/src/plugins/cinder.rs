@@ -9,8 +9,8 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use crate::error::Result;
 use crate::parameters::{CSI_FSTYPE, FSTYPE, translate_existing_topologies, translate_parameters};
 use crate::plugin::{
-    InTreePlugin, missing_inline_source, missing_pv_source, new_pv, omit_empty, omit_false,
-    spec_mut,
+    InTreePlugin, missing_inline_source, missing_pv_source, new_pv, omit_empty, omit_empty_map,
+    omit_false, spec_mut,
 };
 use crate::topology;
 
@@ -67,7 +67,7 @@ impl InTreePlugin for Cinder {
             params.insert(key, if lower == FSTYPE { CSI_FSTYPE } else { key }, value)
         })?;
         translate_existing_topologies(&mut sc, TOPOLOGY_KEY);
-        sc.parameters = Some(params.into_map());
+        sc.parameters = omit_empty_map(params.into_map());
         Ok(sc)
     }
 

@@ -273,3 +273,831 @@ impl InTreePlugin for GcePd {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::test_support::{check, pv, sc, vol};
+
+    struct Case {
+        name: &'static str,
+        input: Value,
+        want: Result<Value>,
+    }
+
+    fn zone_term(key: &str, values: &[&str]) -> Value {
+        json!({"matchLabelExpressions": [{"key": key, "values": values}]})
+    }
+
+    #[test]
+    fn gce_storage_class_to_csi() {
+        let cases = [
+            Case {
+                name: "gce_sc_params_copied_and_fstype_renamed",
+                input: json!({"metadata": {"name": "std"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"type": "pd-ssd", "fstype": "ext4", "replication-type": "none"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "std"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"type": "pd-ssd", "csi.storage.k8s.io/fstype": "ext4",
+                        "replication-type": "none"}}),
+                ),
+            },
+            Case {
+                name: "gce_sc_keys_matched_case_insensitively_others_keep_case",
+                input: json!({"metadata": {"name": "std"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"FSType": "xfs", "Type": "pd-standard"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "std"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"csi.storage.k8s.io/fstype": "xfs", "Type": "pd-standard"}}),
+                ),
+            },
+            Case {
+                name: "gce_sc_without_parameters_omits_them_like_go",
+                input: json!({"metadata": {"name": "std"}, "provisioner": PLUGIN_NAME}),
+                want: Ok(json!({"metadata": {"name": "std"}, "provisioner": PLUGIN_NAME})),
+            },
+            Case {
+                name: "gce_sc_empty_parameters_are_omitted_like_go",
+                input: json!({"metadata": {"name": "std"}, "provisioner": PLUGIN_NAME, "parameters": {}}),
+                want: Ok(json!({"metadata": {"name": "std"}, "provisioner": PLUGIN_NAME})),
+            },
+            Case {
+                name: "gce_sc_only_zone_leaves_no_parameters",
+                input: json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"zone": "us-east1-b"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "allowedTopologies": [zone_term(TOPOLOGY_KEY, &["us-east1-b"])]}),
+                ),
+            },
+            Case {
+                name: "gce_sc_zone_becomes_allowed_topologies",
+                input: json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"Zone": "us-east1-b", "type": "pd-ssd"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"type": "pd-ssd"},
+                    "allowedTopologies": [zone_term(TOPOLOGY_KEY, &["us-east1-b"])]}),
+                ),
+            },
+            Case {
+                name: "gce_sc_empty_zone_still_generates_a_term",
+                input: json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"zone": "", "type": "pd-ssd"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"type": "pd-ssd"},
+                    "allowedTopologies": [zone_term(TOPOLOGY_KEY, &[""])]}),
+                ),
+            },
+            Case {
+                name: "gce_sc_zones_split_on_comma_untrimmed_unsorted_empties_kept",
+                input: json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"ZONES": "us-east1-c,, us-east1-b", "type": "pd-ssd"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"type": "pd-ssd"},
+                    "allowedTopologies": [zone_term(TOPOLOGY_KEY, &["us-east1-c", "", " us-east1-b"])]}),
+                ),
+            },
+            Case {
+                name: "gce_sc_zone_with_allowed_topologies_is_rejected",
+                input: json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"zone": "us-east1-b"},
+                    "allowedTopologies": [zone_term(LABEL_ZONE, &["us-east1-b"])]}),
+                want: Err(TranslateError::ZonesWithAllowedTopologies),
+            },
+            Case {
+                name: "gce_sc_zone_with_empty_allowed_topologies_is_accepted",
+                input: json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"zones": "a,b"}, "allowedTopologies": []}),
+                want: Ok(
+                    json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "allowedTopologies": [zone_term(TOPOLOGY_KEY, &["a", "b"])]}),
+                ),
+            },
+            Case {
+                name: "gce_sc_zone_and_zones_together_are_rejected",
+                input: json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"zone": "a", "Zones": "a,b"}}),
+                want: Err(TranslateError::ZoneAndZones {
+                    zone: "zone".into(),
+                    zones: "Zones".into(),
+                }),
+            },
+            Case {
+                name: "gce_sc_zone_spelled_twice_with_different_values_is_rejected",
+                input: json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"zone": "a", "Zone": "b"}}),
+                want: Err(TranslateError::ConflictingParameters {
+                    first: "Zone".into(),
+                    second: "zone".into(),
+                    target: "zone".into(),
+                }),
+            },
+            Case {
+                name: "gce_sc_zone_spelled_twice_with_one_value_is_accepted",
+                input: json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"zone": "a", "ZONE": "a"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "allowedTopologies": [zone_term(TOPOLOGY_KEY, &["a"])]}),
+                ),
+            },
+            Case {
+                name: "gce_sc_fstype_and_csi_fstype_disagreeing_are_rejected",
+                input: json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"fstype": "ext4", "csi.storage.k8s.io/fstype": "xfs"}}),
+                want: Err(TranslateError::ConflictingParameters {
+                    first: "csi.storage.k8s.io/fstype".into(),
+                    second: "fstype".into(),
+                    target: CSI_FSTYPE.into(),
+                }),
+            },
+            Case {
+                name: "gce_sc_fstype_and_csi_fstype_agreeing_are_merged",
+                input: json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"fstype": "ext4", "csi.storage.k8s.io/fstype": "ext4"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "z"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"csi.storage.k8s.io/fstype": "ext4"}}),
+                ),
+            },
+            Case {
+                name: "gce_sc_allowed_topologies_zone_keys_renamed_others_kept_in_order",
+                input: json!({"metadata": {"name": "t"}, "provisioner": PLUGIN_NAME,
+                "allowedTopologies": [
+                    {"matchLabelExpressions": [
+                        {"key": "topology.kubernetes.io/region", "values": ["us-east1"]},
+                        {"key": LABEL_ZONE, "values": ["us-east1-b", "us-east1-a"]},
+                    ]},
+                    {"matchLabelExpressions": [
+                        {"key": LABEL_BETA_ZONE, "values": ["us-east1-c"]},
+                        {"key": TOPOLOGY_KEY, "values": ["us-east1-d"]},
+                        {"key": "example.com/rack", "values": ["r1"]},
+                    ]},
+                ]}),
+                want: Ok(
+                    json!({"metadata": {"name": "t"}, "provisioner": PLUGIN_NAME,
+                    "allowedTopologies": [
+                        {"matchLabelExpressions": [
+                            {"key": "topology.kubernetes.io/region", "values": ["us-east1"]},
+                            {"key": TOPOLOGY_KEY, "values": ["us-east1-b", "us-east1-a"]},
+                        ]},
+                        {"matchLabelExpressions": [
+                            {"key": TOPOLOGY_KEY, "values": ["us-east1-c"]},
+                            {"key": TOPOLOGY_KEY, "values": ["us-east1-d"]},
+                            {"key": "example.com/rack", "values": ["r1"]},
+                        ]},
+                    ]}),
+                ),
+            },
+            Case {
+                name: "gce_sc_provisioner_is_not_rewritten",
+                input: json!({"metadata": {"name": "p"}, "provisioner": "example.com/other",
+                    "parameters": {"type": "pd-ssd"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "p"}, "provisioner": "example.com/other",
+                    "parameters": {"type": "pd-ssd"}}),
+                ),
+            },
+        ];
+        for case in cases {
+            check(
+                case.name,
+                GcePd.storage_class_to_csi(sc(case.input)),
+                &case.want,
+            );
+        }
+    }
+
+    #[test]
+    fn gce_inline_volume_to_csi() {
+        let cases = [
+            Case {
+                name: "gce_inline_defaults_give_rwo_filesystem_and_empty_partition",
+                input: json!({"name": "data", "gcePersistentDisk": {"pdName": "disk-1"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "pd.csi.storage.gke.io-disk-1"}, "spec": {
+                    "accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem",
+                    "csi": {"driver": DRIVER_NAME,
+                        "volumeHandle": "projects/UNSPECIFIED/zones/UNSPECIFIED/disks/disk-1",
+                        "volumeAttributes": {"partition": ""}}}}),
+                ),
+            },
+            Case {
+                name: "gce_inline_read_only_gives_rox_and_partition_number",
+                input: json!({"name": "data", "gcePersistentDisk": {"pdName": "disk-1",
+                    "readOnly": true, "fsType": "ext4", "partition": 3}}),
+                want: Ok(
+                    json!({"metadata": {"name": "pd.csi.storage.gke.io-disk-1"}, "spec": {
+                    "accessModes": ["ReadOnlyMany"], "volumeMode": "Filesystem",
+                    "csi": {"driver": DRIVER_NAME, "readOnly": true, "fsType": "ext4",
+                        "volumeHandle": "projects/UNSPECIFIED/zones/UNSPECIFIED/disks/disk-1",
+                        "volumeAttributes": {"partition": "3"}}}}),
+                ),
+            },
+            Case {
+                name: "gce_inline_false_read_only_and_empty_fstype_are_omitted",
+                input: json!({"name": "data", "gcePersistentDisk": {"pdName": "d",
+                    "readOnly": false, "fsType": "", "partition": 0}}),
+                want: Ok(
+                    json!({"metadata": {"name": "pd.csi.storage.gke.io-d"}, "spec": {
+                    "accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem",
+                    "csi": {"driver": DRIVER_NAME,
+                        "volumeHandle": "projects/UNSPECIFIED/zones/UNSPECIFIED/disks/d",
+                        "volumeAttributes": {"partition": ""}}}}),
+                ),
+            },
+            Case {
+                name: "gce_inline_without_gce_source_is_rejected",
+                input: json!({"name": "data", "emptyDir": {}}),
+                want: Err(TranslateError::MissingSource {
+                    field: "gcePersistentDisk",
+                    object: "volume \"data\"".into(),
+                }),
+            },
+        ];
+        for case in cases {
+            check(
+                case.name,
+                GcePd.inline_to_csi(&vol(case.input), "ns"),
+                &case.want,
+            );
+        }
+    }
+
+    fn gce_pv(labels: Value, spec: Value) -> Value {
+        let mut spec = spec;
+        spec["gcePersistentDisk"] = json!({"pdName": "pd-1"});
+        json!({"metadata": {"name": "pv-1", "labels": labels}, "spec": spec})
+    }
+
+    fn csi(handle: &str) -> Value {
+        json!({"driver": DRIVER_NAME, "volumeHandle": handle, "volumeAttributes": {"partition": ""}})
+    }
+
+    fn required(terms: Value) -> Value {
+        json!({"required": {"nodeSelectorTerms": terms}})
+    }
+
+    #[test]
+    fn gce_pv_to_csi() {
+        let zonal = "projects/UNSPECIFIED/zones/us-central1-a/disks/pd-1";
+        let cases = [
+            Case {
+                name: "gce_pv_without_zone_labels_gets_unspecified_zone_and_no_affinity",
+                input: json!({"metadata": {"name": "pv-1"},
+                    "spec": {"gcePersistentDisk": {"pdName": "pd-1"}}}),
+                want: Ok(json!({"metadata": {"name": "pv-1"}, "spec": {
+                    "csi": csi("projects/UNSPECIFIED/zones/UNSPECIFIED/disks/pd-1")}})),
+            },
+            Case {
+                name: "gce_pv_source_fields_are_carried",
+                input: json!({"metadata": {"name": "pv-1"},
+                    "spec": {"gcePersistentDisk": {"pdName": "pd-1", "fsType": "ext4",
+                        "readOnly": true, "partition": 2},
+                        "claimRef": {"namespace": "ns", "name": "claim"},
+                        "capacity": {"storage": "10Gi"}}}),
+                want: Ok(json!({"metadata": {"name": "pv-1"}, "spec": {
+                    "claimRef": {"namespace": "ns", "name": "claim"},
+                    "capacity": {"storage": "10Gi"},
+                    "csi": {"driver": DRIVER_NAME, "fsType": "ext4", "readOnly": true,
+                        "volumeHandle": "projects/UNSPECIFIED/zones/UNSPECIFIED/disks/pd-1",
+                        "volumeAttributes": {"partition": "2"}}}})),
+            },
+            Case {
+                name: "gce_ga_zone_label_gives_zonal_handle_and_csi_affinity",
+                input: gce_pv(json!({LABEL_ZONE: "us-central1-a"}), json!({})),
+                want: Ok(
+                    json!({"metadata": {"name": "pv-1", "labels": {LABEL_ZONE: "us-central1-a"}},
+                    "spec": {"csi": csi(zonal), "nodeAffinity": required(json!([
+                        {"matchExpressions": [{"key": TOPOLOGY_KEY, "operator": "In",
+                            "values": ["us-central1-a"]}]}]))}}),
+                ),
+            },
+            Case {
+                name: "gce_beta_zone_label_gives_zonal_handle_and_csi_affinity",
+                input: gce_pv(json!({LABEL_BETA_ZONE: "us-central1-a"}), json!({})),
+                want: Ok(
+                    json!({"metadata": {"name": "pv-1", "labels": {LABEL_BETA_ZONE: "us-central1-a"}},
+                    "spec": {"csi": csi(zonal), "nodeAffinity": required(json!([
+                        {"matchExpressions": [{"key": TOPOLOGY_KEY, "operator": "In",
+                            "values": ["us-central1-a"]}]}]))}}),
+                ),
+            },
+            Case {
+                name: "gce_regional_handle_from_multi_zone_label",
+                input: gce_pv(
+                    json!({LABEL_ZONE: "us-central1-c__us-central1-a"}),
+                    json!({}),
+                ),
+                want: Ok(json!({"metadata": {"name": "pv-1",
+                        "labels": {LABEL_ZONE: "us-central1-c__us-central1-a"}},
+                    "spec": {"csi": csi("projects/UNSPECIFIED/regions/us-central1/disks/pd-1"),
+                        "nodeAffinity": required(json!([
+                        {"matchExpressions": [{"key": TOPOLOGY_KEY, "operator": "In",
+                            "values": ["us-central1-a", "us-central1-c"]}]}]))}})),
+            },
+            Case {
+                name: "gce_multi_zone_label_with_trailing_delimiter_is_rejected",
+                input: gce_pv(json!({LABEL_ZONE: "us-central1-a__"}), json!({})),
+                want: Err(TranslateError::Region(RegionError::UnexpectedGceZone(
+                    String::new(),
+                ))),
+            },
+            Case {
+                name: "gce_multi_zone_label_across_regions_is_rejected",
+                input: gce_pv(
+                    json!({LABEL_ZONE: "us-central1-a__europe-west1-b"}),
+                    json!({}),
+                ),
+                want: Err(TranslateError::Region(RegionError::MultipleRegions(vec![
+                    "europe-west1".into(),
+                    "us-central1".into(),
+                ]))),
+            },
+            Case {
+                name: "gce_malformed_zone_in_multi_zone_label_is_rejected",
+                input: gce_pv(json!({LABEL_ZONE: "us-central1-a__zone"}), json!({})),
+                want: Err(TranslateError::Region(RegionError::UnexpectedGceZone(
+                    "zone".into(),
+                ))),
+            },
+            Case {
+                name: "gce_beta_label_wins_for_handle_while_ga_wins_for_affinity",
+                input: gce_pv(
+                    json!({LABEL_ZONE: "us-central1-b", LABEL_BETA_ZONE: "us-central1-a"}),
+                    json!({}),
+                ),
+                want: Ok(json!({"metadata": {"name": "pv-1",
+                        "labels": {LABEL_ZONE: "us-central1-b", LABEL_BETA_ZONE: "us-central1-a"}},
+                    "spec": {"csi": csi(zonal), "nodeAffinity": required(json!([
+                        {"matchExpressions": [{"key": TOPOLOGY_KEY, "operator": "In",
+                            "values": ["us-central1-b"]}]}]))}})),
+            },
+            Case {
+                name: "gce_empty_beta_label_falls_back_to_ga_for_handle",
+                input: gce_pv(
+                    json!({LABEL_ZONE: "us-central1-a", LABEL_BETA_ZONE: ""}),
+                    json!({}),
+                ),
+                want: Ok(json!({"metadata": {"name": "pv-1",
+                        "labels": {LABEL_ZONE: "us-central1-a", LABEL_BETA_ZONE: ""}},
+                    "spec": {"csi": csi(zonal), "nodeAffinity": required(json!([
+                        {"matchExpressions": [{"key": TOPOLOGY_KEY, "operator": "In",
+                            "values": ["us-central1-a"]}]}]))}})),
+            },
+            Case {
+                name: "gce_blank_zone_label_goes_verbatim_into_handle_without_affinity",
+                input: gce_pv(json!({LABEL_ZONE: "  "}), json!({})),
+                want: Ok(
+                    json!({"metadata": {"name": "pv-1", "labels": {LABEL_ZONE: "  "}},
+                    "spec": {"csi": csi("projects/UNSPECIFIED/zones/  /disks/pd-1")}}),
+                ),
+            },
+            Case {
+                name: "gce_empty_zone_label_gives_unspecified_handle_without_affinity",
+                input: gce_pv(json!({LABEL_ZONE: ""}), json!({})),
+                want: Ok(
+                    json!({"metadata": {"name": "pv-1", "labels": {LABEL_ZONE: ""}},
+                    "spec": {"csi": csi("projects/UNSPECIFIED/zones/UNSPECIFIED/disks/pd-1")}}),
+                ),
+            },
+            Case {
+                name: "gce_existing_zone_affinity_is_renamed_not_added",
+                input: gce_pv(
+                    json!({LABEL_ZONE: "us-central1-a"}),
+                    json!({"nodeAffinity": required(json!([
+                    {"matchExpressions": [
+                        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n1"]},
+                        {"key": LABEL_ZONE, "operator": "In", "values": ["us-central1-b"]}]}]))}),
+                ),
+                want: Ok(
+                    json!({"metadata": {"name": "pv-1", "labels": {LABEL_ZONE: "us-central1-a"}},
+                    "spec": {"csi": csi(zonal), "nodeAffinity": required(json!([
+                    {"matchExpressions": [
+                        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n1"]},
+                        {"key": TOPOLOGY_KEY, "operator": "In", "values": ["us-central1-b"]}]}]))}}),
+                ),
+            },
+            Case {
+                name: "gce_zone_label_is_appended_to_every_existing_term",
+                input: gce_pv(
+                    json!({LABEL_ZONE: "us-central1-a"}),
+                    json!({"nodeAffinity": required(json!([
+                    {"matchExpressions": [{"key": "h", "operator": "In", "values": ["n1"]}]},
+                    {"matchExpressions": [{"key": "h", "operator": "In", "values": ["n2"]}]}]))}),
+                ),
+                want: Ok(
+                    json!({"metadata": {"name": "pv-1", "labels": {LABEL_ZONE: "us-central1-a"}},
+                    "spec": {"csi": csi(zonal), "nodeAffinity": required(json!([
+                    {"matchExpressions": [{"key": "h", "operator": "In", "values": ["n1"]},
+                        {"key": TOPOLOGY_KEY, "operator": "In", "values": ["us-central1-a"]}]},
+                    {"matchExpressions": [{"key": "h", "operator": "In", "values": ["n2"]},
+                        {"key": TOPOLOGY_KEY, "operator": "In", "values": ["us-central1-a"]}]}]))}}),
+                ),
+            },
+            Case {
+                name: "gce_beta_zone_and_region_affinity_become_csi_zone_and_ga_region",
+                input: json!({"metadata": {"name": "pv-1"}, "spec": {
+                    "gcePersistentDisk": {"pdName": "pd-1"},
+                    "nodeAffinity": required(json!([{"matchExpressions": [
+                        {"key": LABEL_BETA_ZONE, "operator": "In", "values": ["us-central1-a"]},
+                        {"key": "failure-domain.beta.kubernetes.io/region", "operator": "In",
+                            "values": ["us-central1"]}]}]))}}),
+                want: Ok(json!({"metadata": {"name": "pv-1"}, "spec": {
+                    "csi": csi("projects/UNSPECIFIED/zones/UNSPECIFIED/disks/pd-1"),
+                    "nodeAffinity": required(json!([{"matchExpressions": [
+                        {"key": TOPOLOGY_KEY, "operator": "In", "values": ["us-central1-a"]},
+                        {"key": "topology.kubernetes.io/region", "operator": "In",
+                            "values": ["us-central1"]}]}]))}})),
+            },
+            Case {
+                name: "gce_ga_zone_with_beta_region_affinity_keeps_beta_region",
+                input: json!({"metadata": {"name": "pv-1"}, "spec": {
+                    "gcePersistentDisk": {"pdName": "pd-1"},
+                    "nodeAffinity": required(json!([{"matchExpressions": [
+                        {"key": LABEL_ZONE, "operator": "In", "values": ["us-central1-a"]},
+                        {"key": "failure-domain.beta.kubernetes.io/region", "operator": "In",
+                            "values": ["us-central1"]}]}]))}}),
+                want: Ok(json!({"metadata": {"name": "pv-1"}, "spec": {
+                    "csi": csi("projects/UNSPECIFIED/zones/UNSPECIFIED/disks/pd-1"),
+                    "nodeAffinity": required(json!([{"matchExpressions": [
+                        {"key": TOPOLOGY_KEY, "operator": "In", "values": ["us-central1-a"]},
+                        {"key": "failure-domain.beta.kubernetes.io/region", "operator": "In",
+                            "values": ["us-central1"]}]}]))}})),
+            },
+            Case {
+                name: "gce_pv_without_gce_source_is_rejected",
+                input: json!({"metadata": {"name": "pv-1"}, "spec": {"nfs": {"server": "s", "path": "/"}}}),
+                want: Err(TranslateError::MissingSource {
+                    field: "spec.gcePersistentDisk",
+                    object: "persistent volume \"pv-1\"".into(),
+                }),
+            },
+        ];
+        for case in cases {
+            check(case.name, GcePd.pv_to_csi(pv(case.input)), &case.want);
+        }
+    }
+
+    #[test]
+    fn gce_pv_access_modes_are_made_backward_compatible() {
+        let cases: [(&str, Value, Value); 10] = [
+            (
+                "gce_rox_stays_rox",
+                json!(["ReadOnlyMany"]),
+                json!(["ReadOnlyMany"]),
+            ),
+            (
+                "gce_rwo_stays_rwo",
+                json!(["ReadWriteOnce"]),
+                json!(["ReadWriteOnce"]),
+            ),
+            (
+                "gce_rwx_becomes_rwo",
+                json!(["ReadWriteMany"]),
+                json!(["ReadWriteOnce"]),
+            ),
+            (
+                "gce_rwo_and_rox_become_rwo",
+                json!(["ReadWriteOnce", "ReadOnlyMany"]),
+                json!(["ReadWriteOnce"]),
+            ),
+            (
+                "gce_rwx_and_rox_become_rwo",
+                json!(["ReadWriteMany", "ReadOnlyMany"]),
+                json!(["ReadWriteOnce"]),
+            ),
+            (
+                "gce_rwo_and_rwx_become_rwo",
+                json!(["ReadWriteOnce", "ReadWriteMany"]),
+                json!(["ReadWriteOnce"]),
+            ),
+            (
+                "gce_all_three_become_rwo",
+                json!(["ReadWriteMany", "ReadOnlyMany", "ReadWriteOnce"]),
+                json!(["ReadWriteOnce"]),
+            ),
+            (
+                "gce_rwop_becomes_rwo",
+                json!(["ReadWriteOncePod"]),
+                json!(["ReadWriteOnce"]),
+            ),
+            (
+                "gce_empty_list_becomes_rwo",
+                json!([]),
+                json!(["ReadWriteOnce"]),
+            ),
+            (
+                "gce_unknown_mode_becomes_rwo",
+                json!(["Bogus"]),
+                json!(["ReadWriteOnce"]),
+            ),
+        ];
+        for (name, modes, want) in cases {
+            let input = pv(json!({"metadata": {"name": "p"},
+                "spec": {"accessModes": modes, "gcePersistentDisk": {"pdName": "d"}}}));
+            let out = GcePd.pv_to_csi(input).unwrap();
+            assert_eq!(
+                crate::test_support::json(&out)["spec"]["accessModes"],
+                want,
+                "case {name:?}"
+            );
+        }
+        let absent =
+            pv(json!({"metadata": {"name": "p"}, "spec": {"gcePersistentDisk": {"pdName": "d"}}}));
+        let out = GcePd.pv_to_csi(absent).unwrap();
+        assert_eq!(
+            out.spec.unwrap().access_modes,
+            None,
+            "gce_absent_access_modes_stay_absent"
+        );
+    }
+
+    fn csi_pv(attributes: Value, affinity: Option<Value>, labels: Value) -> Value {
+        let mut spec = json!({"accessModes": ["ReadWriteOnce"], "csi": {"driver": DRIVER_NAME,
+            "volumeHandle": "projects/proj/zones/us-central1-a/disks/pd-1",
+            "volumeAttributes": attributes}});
+        if let Some(affinity) = affinity {
+            spec["nodeAffinity"] = affinity;
+        }
+        json!({"metadata": {"name": "pv-1", "labels": labels}, "spec": spec})
+    }
+
+    fn in_tree(labels: Value, gce: Value, affinity: Option<Value>) -> Value {
+        let mut spec = json!({"accessModes": ["ReadWriteOnce"], "gcePersistentDisk": gce});
+        if let Some(affinity) = affinity {
+            spec["nodeAffinity"] = affinity;
+        }
+        json!({"metadata": {"name": "pv-1", "labels": labels}, "spec": spec})
+    }
+
+    fn expr(key: &str, values: &[&str]) -> Value {
+        json!({"key": key, "operator": "In", "values": values})
+    }
+
+    #[test]
+    fn gce_csi_pv_to_in_tree() {
+        let region = crate::topology::LABEL_REGION;
+        let beta_region = crate::topology::LABEL_BETA_REGION;
+        let cases = [
+            Case {
+                name: "gce_rollback_takes_disk_name_from_handle_and_drops_project_zone",
+                input: json!({"metadata": {"name": "pv-1"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                    "csi": {"driver": DRIVER_NAME, "fsType": "ext4", "readOnly": true,
+                    "volumeHandle": "projects/proj/zones/us-central1-a/disks/pd-1",
+                    "volumeAttributes": {"partition": ""}}}}),
+                want: Ok(
+                    json!({"metadata": {"name": "pv-1"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                    "gcePersistentDisk": {"pdName": "pd-1", "fsType": "ext4", "readOnly": true}}}),
+                ),
+            },
+            Case {
+                name: "gce_rollback_parses_partition",
+                input: csi_pv(json!({"partition": "4"}), None, json!({})),
+                want: Ok(in_tree(
+                    json!({}),
+                    json!({"pdName": "pd-1", "partition": 4}),
+                    None,
+                )),
+            },
+            Case {
+                name: "gce_rollback_accepts_signed_partition_like_atoi",
+                input: csi_pv(json!({"partition": "-1"}), None, json!({})),
+                want: Ok(in_tree(
+                    json!({}),
+                    json!({"pdName": "pd-1", "partition": -1}),
+                    None,
+                )),
+            },
+            Case {
+                name: "gce_rollback_zero_partition_is_omitted",
+                input: csi_pv(json!({"partition": "0"}), None, json!({})),
+                want: Ok(in_tree(json!({}), json!({"pdName": "pd-1"}), None)),
+            },
+            Case {
+                name: "gce_rollback_rejects_non_numeric_partition",
+                input: csi_pv(json!({"partition": "abc"}), None, json!({})),
+                want: Err(TranslateError::InvalidPartition {
+                    value: "abc".into(),
+                }),
+            },
+            Case {
+                name: "gce_rollback_rejects_handle_with_too_few_elements",
+                input: json!({"metadata": {"name": "pv-1"}, "spec": {"csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "projects/proj/disks/pd-1"}}}),
+                want: Err(TranslateError::InvalidVolumeHandle {
+                    handle: "projects/proj/disks/pd-1".into(),
+                    field: "spec.csi.volumeHandle",
+                    reason: "volume handle has 4 '/'-separated elements, wanted 6 or more".into(),
+                }),
+            },
+            Case {
+                name: "gce_rollback_adds_ga_zone_region_affinity_and_labels",
+                input: csi_pv(
+                    json!({}),
+                    Some(required(json!([
+                    {"matchExpressions": [expr(TOPOLOGY_KEY, &["us-central1-a"])]}]))),
+                    json!({}),
+                ),
+                want: Ok(in_tree(
+                    json!({LABEL_ZONE: "us-central1-a", region: "us-central1"}),
+                    json!({"pdName": "pd-1"}),
+                    Some(required(json!([{"matchExpressions": [
+                        expr(LABEL_ZONE, &["us-central1-a"]), expr(region, &["us-central1"])]}]))),
+                )),
+            },
+            Case {
+                name: "gce_rollback_uses_beta_family_when_pv_has_beta_label",
+                input: csi_pv(
+                    json!({}),
+                    Some(required(json!([
+                    {"matchExpressions": [expr(TOPOLOGY_KEY, &["us-central1-a"])]}]))),
+                    json!({LABEL_BETA_ZONE: "us-central1-a"}),
+                ),
+                want: Ok(in_tree(
+                    json!({LABEL_BETA_ZONE: "us-central1-a", beta_region: "us-central1"}),
+                    json!({"pdName": "pd-1"}),
+                    Some(required(json!([{"matchExpressions": [
+                        expr(LABEL_BETA_ZONE, &["us-central1-a"]), expr(beta_region, &["us-central1"])]}]))),
+                )),
+            },
+            Case {
+                name: "gce_rollback_joins_multi_zone_label_and_never_overwrites_labels",
+                input: csi_pv(
+                    json!({}),
+                    Some(required(json!([
+                    {"matchExpressions": [expr(TOPOLOGY_KEY, &["us-central1-c", "us-central1-a"])]}]))),
+                    json!({region: "keep-me"}),
+                ),
+                want: Ok(in_tree(
+                    json!({LABEL_ZONE: "us-central1-a__us-central1-c", region: "keep-me"}),
+                    json!({"pdName": "pd-1"}),
+                    Some(required(json!([{"matchExpressions": [
+                        expr(LABEL_ZONE, &["us-central1-c", "us-central1-a"]),
+                        expr(region, &["us-central1"])]}]))),
+                )),
+            },
+            Case {
+                name: "gce_rollback_terms_in_two_regions_get_no_region_label",
+                input: csi_pv(
+                    json!({}),
+                    Some(required(json!([
+                    {"matchExpressions": [expr(TOPOLOGY_KEY, &["us-central1-a"])]},
+                    {"matchExpressions": [expr(TOPOLOGY_KEY, &["europe-west1-b"])]}]))),
+                    json!({}),
+                ),
+                want: Ok(in_tree(
+                    json!({LABEL_ZONE: "europe-west1-b__us-central1-a"}),
+                    json!({"pdName": "pd-1"}),
+                    Some(required(json!([
+                        {"matchExpressions": [expr(LABEL_ZONE, &["us-central1-a"]),
+                            expr(region, &["us-central1"])]},
+                        {"matchExpressions": [expr(LABEL_ZONE, &["europe-west1-b"]),
+                            expr(region, &["europe-west1"])]}]))),
+                )),
+            },
+            Case {
+                name: "gce_rollback_term_with_existing_region_is_left_alone",
+                input: csi_pv(
+                    json!({}),
+                    Some(required(json!([
+                    {"matchExpressions": [expr(region, &["r"]), expr(TOPOLOGY_KEY, &["bad"])]}]))),
+                    json!({}),
+                ),
+                want: Ok(in_tree(
+                    json!({LABEL_ZONE: "bad", region: "r"}),
+                    json!({"pdName": "pd-1"}),
+                    Some(required(json!([
+                        {"matchExpressions": [expr(region, &["r"]), expr(LABEL_ZONE, &["bad"])]}]))),
+                )),
+            },
+            Case {
+                name: "gce_rollback_term_without_zone_fails_region_derivation",
+                input: csi_pv(
+                    json!({}),
+                    Some(required(json!([
+                    {"matchExpressions": [expr("kubernetes.io/hostname", &["n1"])]}]))),
+                    json!({}),
+                ),
+                want: Err(TranslateError::Region(RegionError::NoZones)),
+            },
+            Case {
+                name: "gce_rollback_malformed_zone_fails_region_derivation",
+                input: csi_pv(
+                    json!({}),
+                    Some(required(json!([
+                    {"matchExpressions": [expr(TOPOLOGY_KEY, &["zone1"])]}]))),
+                    json!({}),
+                ),
+                want: Err(TranslateError::Region(RegionError::UnexpectedGceZone(
+                    "zone1".into(),
+                ))),
+            },
+            Case {
+                name: "gce_rollback_without_csi_source_is_rejected",
+                input: json!({"metadata": {"name": "pv-1"}, "spec": {}}),
+                want: Err(TranslateError::MissingSource {
+                    field: "spec.csi",
+                    object: "persistent volume \"pv-1\"".into(),
+                }),
+            },
+        ];
+        for case in cases {
+            check(
+                case.name,
+                GcePd.csi_pv_to_in_tree(pv(case.input)),
+                &case.want,
+            );
+        }
+    }
+
+    #[test]
+    fn gce_repair_volume_handle() {
+        let node = "projects/node-proj/zones/us-central1-b/instances/vm-1";
+        let cases: [(&str, &str, &str, Result<String>); 10] = [
+            ("gce_repair_fully_specified_handle_is_unchanged",
+                "projects/p/zones/us-central1-a/disks/d", node,
+                Ok("projects/p/zones/us-central1-a/disks/d".into())),
+            ("gce_repair_known_project_with_unspecified_zone_is_unchanged",
+                "projects/p/zones/UNSPECIFIED/disks/d", "garbage",
+                Ok("projects/p/zones/UNSPECIFIED/disks/d".into())),
+            ("gce_repair_fills_project_keeps_zone",
+                "projects/UNSPECIFIED/zones/us-central1-a/disks/d", node,
+                Ok("projects/node-proj/zones/us-central1-a/disks/d".into())),
+            ("gce_repair_fills_project_and_zone_from_node",
+                "projects/UNSPECIFIED/zones/UNSPECIFIED/disks/d", node,
+                Ok("projects/node-proj/zones/us-central1-b/disks/d".into())),
+            ("gce_repair_fills_project_keeps_region",
+                "projects/UNSPECIFIED/regions/us-east1/disks/d", node,
+                Ok("projects/node-proj/regions/us-east1/disks/d".into())),
+            ("gce_repair_derives_region_from_node_zone",
+                "projects/UNSPECIFIED/regions/UNSPECIFIED/disks/d", node,
+                Ok("projects/node-proj/regions/us-central1/disks/d".into())),
+            ("gce_repair_rejects_short_handle", "projects/UNSPECIFIED/disks/d", node,
+                Err(TranslateError::InvalidVolumeHandle {
+                    handle: "projects/UNSPECIFIED/disks/d".into(), field: "volume handle",
+                    reason: "volume handle has 4 '/'-separated elements, wanted 6 or more".into() })),
+            ("gce_repair_rejects_short_node_id",
+                "projects/UNSPECIFIED/zones/UNSPECIFIED/disks/d", "vm-1",
+                Err(TranslateError::InvalidNodeId { node_id: "vm-1".into(),
+                    reason: "node handle has 1 '/'-separated elements, wanted 6 or more".into() })),
+            ("gce_repair_rejects_unknown_regionality",
+                "projects/UNSPECIFIED/foo/bar/disks/d", node,
+                Err(TranslateError::InvalidVolumeHandle {
+                    handle: "projects/UNSPECIFIED/foo/bar/disks/d".into(), field: "volume handle",
+                    reason: "expected volume handle to have zones or regions regionality value, got: foo"
+                        .into() })),
+            ("gce_repair_rejects_malformed_node_zone_for_region",
+                "projects/UNSPECIFIED/regions/UNSPECIFIED/disks/d",
+                "projects/p/zones/zone1/instances/vm",
+                Err(TranslateError::Region(RegionError::UnexpectedGceZone("zone1".into())))),
+        ];
+        for (name, handle, node_id, want) in cases {
+            assert_eq!(
+                GcePd.repair_volume_handle(handle, node_id),
+                want,
+                "case {name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn gce_region_from_zones() {
+        let cases: [(&str, &[&str], Result<String, RegionError>); 5] = [
+            (
+                "gce_region_one_zone",
+                &["us-central1-a"],
+                Ok("us-central1".into()),
+            ),
+            (
+                "gce_region_same_region_zones",
+                &["us-central1-a", "us-central1-f"],
+                Ok("us-central1".into()),
+            ),
+            ("gce_region_no_zones", &[], Err(RegionError::NoZones)),
+            (
+                "gce_region_four_part_zone",
+                &["us-central1-a-x"],
+                Err(RegionError::UnexpectedGceZone("us-central1-a-x".into())),
+            ),
+            (
+                "gce_region_two_regions",
+                &["us-east1-b", "us-central1-a"],
+                Err(RegionError::MultipleRegions(vec![
+                    "us-central1".into(),
+                    "us-east1".into(),
+                ])),
+            ),
+        ];
+        for (name, zones, want) in cases {
+            let zones: Vec<String> = zones.iter().map(|z| (*z).to_owned()).collect();
+            assert_eq!(region_from_zones(&zones), want, "case {name:?}");
+        }
+    }
+}

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::parameters::translate_parameters;
 use crate::plugin::{
     InTreePlugin, access_modes_by_read_only, missing_inline_source, missing_pv_source, new_pv,
-    omit_empty, omit_false, spec_mut,
+    omit_empty, omit_empty_map, omit_false, spec_mut,
 };
 
 /// In-tree plugin name.
@@ -77,9 +77,9 @@ impl InTreePlugin for Portworx {
             }
             Ok(())
         })?;
-        if !params.is_empty() {
-            sc.parameters = Some(params.into_map());
-        }
+        // Upstream keeps the old (then empty) map when nothing was translated; either way
+        // Go's `omitempty` leaves an empty map out.
+        sc.parameters = omit_empty_map(params.into_map());
         sc.provisioner = DRIVER_NAME.to_owned();
         Ok(sc)
     }

@@ -27,7 +27,9 @@ fn replacement(key: &str) -> Option<&'static str> {
 
 /// Denies a StorageClass for the vSphere CSI driver that sets migration-only parameters.
 pub fn check(sc: &StorageClass, translator: &Translator) -> Option<Finding> {
-    let driver = translator.csi_driver_for_in_tree(VSPHERE_IN_TREE_PLUGIN).ok()?;
+    let driver = translator
+        .csi_driver_for_in_tree(VSPHERE_IN_TREE_PLUGIN)
+        .ok()?;
     if sc.provisioner != driver {
         return None;
     }
@@ -35,7 +37,11 @@ pub fn check(sc: &StorageClass, translator: &Translator) -> Option<Finding> {
         .parameters
         .iter()
         .flatten()
-        .filter(|(key, _)| MIGRATION_ONLY_PARAMETERS.iter().any(|m| m.eq_ignore_ascii_case(key)))
+        .filter(|(key, _)| {
+            MIGRATION_ONLY_PARAMETERS
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(key))
+        })
         .map(|(key, _)| key.as_str())
         .collect();
     if found.is_empty() {
@@ -79,25 +85,53 @@ mod tests {
     fn table() {
         let t = Translator::new();
         let cases = [
-            ("csi.vsphere.vmware.com", json!({"storagepolicyname": "gold"}), None),
+            (
+                "csi.vsphere.vmware.com",
+                json!({"storagepolicyname": "gold"}),
+                None,
+            ),
             ("csi.vsphere.vmware.com", json!({}), None),
-            ("csi.vsphere.vmware.com", json!({"csimigration": "true"}), Some(vec!["csimigration"])),
+            (
+                "csi.vsphere.vmware.com",
+                json!({"csimigration": "true"}),
+                Some(vec!["csimigration"]),
+            ),
             (
                 "csi.vsphere.vmware.com",
                 json!({"datastore-migrationparam": "ds1", "csimigration": "true", "fstype": "ext4"}),
-                Some(vec!["csimigration", "datastore-migrationparam", "use datastoreurl"]),
+                Some(vec![
+                    "csimigration",
+                    "datastore-migrationparam",
+                    "use datastoreurl",
+                ]),
             ),
             (
                 "csi.vsphere.vmware.com",
                 json!({"hostfailurestotolerate-migrationparam": "1", "iopslimit-migrationparam": "10"}),
-                Some(vec!["hostfailurestotolerate-migrationparam", "iopslimit-migrationparam", "storagepolicyname"]),
+                Some(vec![
+                    "hostfailurestotolerate-migrationparam",
+                    "iopslimit-migrationparam",
+                    "storagepolicyname",
+                ]),
             ),
-            ("csi.vsphere.vmware.com", json!({"CSIMigration": "true"}), Some(vec!["CSIMigration"])),
-            ("csi.vsphere.vmware.com", json!({"diskformat-migrationparam": "thin"}), Some(vec!["thin is the only"])),
+            (
+                "csi.vsphere.vmware.com",
+                json!({"CSIMigration": "true"}),
+                Some(vec!["CSIMigration"]),
+            ),
+            (
+                "csi.vsphere.vmware.com",
+                json!({"diskformat-migrationparam": "thin"}),
+                Some(vec!["thin is the only"]),
+            ),
             // Only the vSphere driver reads these keys.
             ("ebs.csi.aws.com", json!({"csimigration": "true"}), None),
             // In-tree classes are other rules' business.
-            ("kubernetes.io/vsphere-volume", json!({"csimigration": "true"}), None),
+            (
+                "kubernetes.io/vsphere-volume",
+                json!({"csimigration": "true"}),
+                None,
+            ),
         ];
         for (provisioner, params, want) in cases {
             let got = check(&storage_class(provisioner, params.clone()), &t);
@@ -106,7 +140,11 @@ mod tests {
                 Some(needles) => {
                     let got = got.unwrap();
                     assert_eq!(got.rule, Rule::CsiMigrationParameters);
-                    assert!(got.message.starts_with("StorageClass \"sc\" for provisioner csi.vsphere.vmware.com"));
+                    assert!(
+                        got.message.starts_with(
+                            "StorageClass \"sc\" for provisioner csi.vsphere.vmware.com"
+                        )
+                    );
                     for needle in needles {
                         assert!(got.message.contains(needle), "{params}: {}", got.message);
                     }

@@ -36,7 +36,11 @@ pub fn check(
     translator: &Translator,
 ) -> Option<Finding> {
     let annotations = claim.metadata.annotations.as_ref();
-    let annotation = |key: &str| annotations.and_then(|a: &BTreeMap<String, String>| a.get(key)).map(String::as_str);
+    let annotation = |key: &str| {
+        annotations
+            .and_then(|a: &BTreeMap<String, String>| a.get(key))
+            .map(String::as_str)
+    };
     let class = claim
         .spec
         .as_ref()
@@ -49,13 +53,20 @@ pub fn check(
     {
         (
             provisioner,
-            format!("uses StorageClass {class:?}, which the webhook policy lists as in-tree ({provisioner})"),
+            format!(
+                "uses StorageClass {class:?}, which the webhook policy lists as in-tree ({provisioner})"
+            ),
         )
     } else {
-        let (key, provisioner) = STORAGE_PROVISIONER_ANNOTATIONS
-            .iter()
-            .find_map(|key| annotation(key).filter(|p| translator.is_migratable_in_tree_plugin(p)).map(|p| (*key, p)))?;
-        (provisioner, format!("is provisioned by the in-tree plugin {provisioner} (annotation {key})"))
+        let (key, provisioner) = STORAGE_PROVISIONER_ANNOTATIONS.iter().find_map(|key| {
+            annotation(key)
+                .filter(|p| translator.is_migratable_in_tree_plugin(p))
+                .map(|p| (*key, p))
+        })?;
+        (
+            provisioner,
+            format!("is provisioned by the in-tree plugin {provisioner} (annotation {key})"),
+        )
     };
     let instead = match translator.csi_driver_for_in_tree(in_tree) {
         Ok(driver) => format!("use a StorageClass whose provisioner is {driver}"),
@@ -78,18 +89,41 @@ mod tests {
     fn table() {
         let t = Translator::new();
         let policy = Policy::from_yaml("inTreeStorageClasses:\n  standard: kubernetes.io/gce-pd\n  thin: kubernetes.io/vsphere-volume\n").unwrap();
-        let name = ObjectName { kind: "PersistentVolumeClaim", namespace: Some("ns"), name: "data" };
+        let name = ObjectName {
+            kind: "PersistentVolumeClaim",
+            namespace: Some("ns"),
+            name: "data",
+        };
         let cases = [
             (None, json!({}), None),
             (Some("premium-rwo"), json!({}), None),
             (Some(""), json!({}), None),
-            (Some("standard"), json!({}), Some(vec!["StorageClass \"standard\"", "(kubernetes.io/gce-pd)", "pd.csi.storage.gke.io"])),
-            (Some("thin"), json!({}), Some(vec!["csi.vsphere.vmware.com"])),
-            (None, json!({"volume.beta.kubernetes.io/storage-class": "standard"}), Some(vec!["\"standard\""])),
+            (
+                Some("standard"),
+                json!({}),
+                Some(vec![
+                    "StorageClass \"standard\"",
+                    "(kubernetes.io/gce-pd)",
+                    "pd.csi.storage.gke.io",
+                ]),
+            ),
+            (
+                Some("thin"),
+                json!({}),
+                Some(vec!["csi.vsphere.vmware.com"]),
+            ),
+            (
+                None,
+                json!({"volume.beta.kubernetes.io/storage-class": "standard"}),
+                Some(vec!["\"standard\""]),
+            ),
             (
                 Some("gp2"),
                 json!({"volume.kubernetes.io/storage-provisioner": "kubernetes.io/aws-ebs"}),
-                Some(vec!["in-tree plugin kubernetes.io/aws-ebs (annotation volume.kubernetes.io/storage-provisioner)", "ebs.csi.aws.com"]),
+                Some(vec![
+                    "in-tree plugin kubernetes.io/aws-ebs (annotation volume.kubernetes.io/storage-provisioner)",
+                    "ebs.csi.aws.com",
+                ]),
             ),
             (
                 None,
@@ -97,7 +131,11 @@ mod tests {
                 Some(vec!["cinder.csi.openstack.org"]),
             ),
             // With CSI migration on, the controller writes the CSI driver: not in-tree.
-            (Some("gp2"), json!({"volume.kubernetes.io/storage-provisioner": "ebs.csi.aws.com"}), None),
+            (
+                Some("gp2"),
+                json!({"volume.kubernetes.io/storage-provisioner": "ebs.csi.aws.com"}),
+                None,
+            ),
         ];
         for (class, annotations, want) in cases {
             let got = check(&pvc(class, annotations.clone()), name, &policy, &t);
@@ -105,8 +143,16 @@ mod tests {
                 None => assert!(got.is_none(), "{class:?} {annotations}: {got:?}"),
                 Some(needles) => {
                     let got = got.unwrap();
-                    assert_eq!(got.rule, Rule::Policy(PolicyRule::InTreePersistentVolumeClaim));
-                    assert!(got.message.starts_with("PersistentVolumeClaim \"data\" in namespace \"ns\""), "{}", got.message);
+                    assert_eq!(
+                        got.rule,
+                        Rule::Policy(PolicyRule::InTreePersistentVolumeClaim)
+                    );
+                    assert!(
+                        got.message
+                            .starts_with("PersistentVolumeClaim \"data\" in namespace \"ns\""),
+                        "{}",
+                        got.message
+                    );
                     for needle in needles {
                         assert!(got.message.contains(needle), "{class:?}: {}", got.message);
                     }

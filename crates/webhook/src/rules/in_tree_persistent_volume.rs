@@ -24,10 +24,15 @@ pub fn check(pv: &PersistentVolume, translator: &Translator) -> Option<Finding> 
             "; define it with a CSI source instead: spec.csi.driver={}, spec.csi.volumeHandle={}",
             csi.driver, csi.volume_handle
         )),
-        (None, Ok(driver)) => message.push_str(&format!("; define it with a CSI source for driver {driver} instead")),
+        (None, Ok(driver)) => message.push_str(&format!(
+            "; define it with a CSI source for driver {driver} instead"
+        )),
         (None, Err(_)) => message.push_str("; define it with a CSI source instead"),
     }
-    Some(Finding::new(Rule::Policy(PolicyRule::InTreePersistentVolume), message))
+    Some(Finding::new(
+        Rule::Policy(PolicyRule::InTreePersistentVolume),
+        message,
+    ))
 }
 
 #[cfg(test)]
@@ -47,27 +52,62 @@ mod tests {
             spec
         };
         let cases = [
-            (with("csi", json!({"driver": "ebs.csi.aws.com", "volumeHandle": "vol-1"})), None),
-            (with("nfs", json!({"server": "nfs.example", "path": "/x"})), None),
+            (
+                with(
+                    "csi",
+                    json!({"driver": "ebs.csi.aws.com", "volumeHandle": "vol-1"}),
+                ),
+                None,
+            ),
+            (
+                with("nfs", json!({"server": "nfs.example", "path": "/x"})),
+                None,
+            ),
             (with("hostPath", json!({"path": "/x"})), None),
             (
-                with("awsElasticBlockStore", json!({"volumeID": "aws://us-east-1a/vol-0123"})),
-                Some(vec!["in-tree plugin kubernetes.io/aws-ebs", "spec.csi.driver=ebs.csi.aws.com", "volumeHandle=vol-0123"]),
+                with(
+                    "awsElasticBlockStore",
+                    json!({"volumeID": "aws://us-east-1a/vol-0123"}),
+                ),
+                Some(vec![
+                    "in-tree plugin kubernetes.io/aws-ebs",
+                    "spec.csi.driver=ebs.csi.aws.com",
+                    "volumeHandle=vol-0123",
+                ]),
             ),
             (
                 with("gcePersistentDisk", json!({"pdName": "disk-1"})),
-                Some(vec!["kubernetes.io/gce-pd", "pd.csi.storage.gke.io", "disk-1"]),
+                Some(vec![
+                    "kubernetes.io/gce-pd",
+                    "pd.csi.storage.gke.io",
+                    "disk-1",
+                ]),
             ),
             (
-                with("vsphereVolume", json!({"volumePath": "[ds1] kubevols/disk.vmdk"})),
-                Some(vec!["kubernetes.io/vsphere-volume", "csi.vsphere.vmware.com"]),
+                with(
+                    "vsphereVolume",
+                    json!({"volumePath": "[ds1] kubevols/disk.vmdk"}),
+                ),
+                Some(vec![
+                    "kubernetes.io/vsphere-volume",
+                    "csi.vsphere.vmware.com",
+                ]),
             ),
-            (with("cinder", json!({"volumeID": "c-1"})), Some(vec!["cinder.csi.openstack.org", "c-1"])),
             (
-                with("azureDisk", json!({"diskName": "d", "diskURI": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/disks/d"})),
+                with("cinder", json!({"volumeID": "c-1"})),
+                Some(vec!["cinder.csi.openstack.org", "c-1"]),
+            ),
+            (
+                with(
+                    "azureDisk",
+                    json!({"diskName": "d", "diskURI": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/disks/d"}),
+                ),
                 Some(vec!["disk.csi.azure.com"]),
             ),
-            (with("portworxVolume", json!({"volumeID": "px-1"})), Some(vec!["pxd.portworx.com", "px-1"])),
+            (
+                with("portworxVolume", json!({"volumeID": "px-1"})),
+                Some(vec!["pxd.portworx.com", "px-1"]),
+            ),
         ];
         for (spec, want) in cases {
             let got = check(&pv(spec.clone()), &t);
@@ -76,7 +116,11 @@ mod tests {
                 Some(needles) => {
                     let got = got.unwrap();
                     assert_eq!(got.rule, Rule::Policy(PolicyRule::InTreePersistentVolume));
-                    assert!(got.message.starts_with("PersistentVolume \"pv1\" uses"), "{}", got.message);
+                    assert!(
+                        got.message.starts_with("PersistentVolume \"pv1\" uses"),
+                        "{}",
+                        got.message
+                    );
                     for needle in needles {
                         assert!(got.message.contains(needle), "{spec}: {}", got.message);
                     }

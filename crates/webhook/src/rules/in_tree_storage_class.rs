@@ -23,14 +23,27 @@ pub fn check(sc: &StorageClass, translator: &Translator) -> Option<Finding> {
         name: sc.metadata.name.as_deref().unwrap_or_default(),
     };
     let mut message = format!("{name} uses the in-tree provisioner {in_tree}");
+    let driver = match translator.csi_driver_for_in_tree(in_tree) {
+        Ok(driver) => driver,
+        Err(error) => {
+            message.push_str(&format!("; it has no known CSI driver: {error}"));
+            return Some(Finding::new(
+                Rule::Policy(PolicyRule::InTreeStorageClass),
+                message,
+            ));
+        }
+    };
+    // The translation rewrites parameters only; the provisioner is the plugin's CSI driver.
     match translator.storage_class_to_csi(in_tree, sc) {
         Ok(csi) => {
             let params = csi.parameters.unwrap_or_default();
-            let kept = params
-                .iter()
-                .filter(|(k, _)| !MIGRATION_ONLY_PARAMETERS.iter().any(|m| m.eq_ignore_ascii_case(k)));
+            let kept = params.iter().filter(|(k, _)| {
+                !MIGRATION_ONLY_PARAMETERS
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(k))
+            });
             let shown = format_parameters(kept);
-            message.push_str(&format!("; use provisioner {}", csi.provisioner));
+            message.push_str(&format!("; use provisioner {driver}"));
             if shown.is_empty() {
                 message.push_str(" (no parameters needed)");
             } else {
@@ -42,19 +55,19 @@ pub fn check(sc: &StorageClass, translator: &Translator) -> Option<Finding> {
                 .flatten()
                 .find(|(k, _)| k.eq_ignore_ascii_case("datastore"))
             {
-                message.push_str(&format!(" and datastoreurl set to the URL of datastore {datastore:?}"));
-            }
-        }
-        Err(error) => match translator.csi_driver_for_in_tree(in_tree) {
-            Ok(driver) => {
                 message.push_str(&format!(
-                    "; use provisioner {driver} (its parameters could not be translated: {error})"
+                    " and datastoreurl set to the URL of datastore {datastore:?}"
                 ));
             }
-            Err(_) => message.push_str(&format!("; its parameters could not be translated: {error}")),
-        },
+        }
+        Err(error) => message.push_str(&format!(
+            "; use provisioner {driver} (its parameters could not be translated: {error})"
+        )),
     }
-    Some(Finding::new(Rule::Policy(PolicyRule::InTreeStorageClass), message))
+    Some(Finding::new(
+        Rule::Policy(PolicyRule::InTreeStorageClass),
+        message,
+    ))
 }
 
 #[cfg(test)]
@@ -74,18 +87,50 @@ mod tests {
             (
                 "kubernetes.io/aws-ebs",
                 json!({"type": "gp2", "fsType": "xfs"}),
-                Some(vec!["in-tree provisioner kubernetes.io/aws-ebs", "use provisioner ebs.csi.aws.com", "type=gp2"]),
+                Some(vec![
+                    "in-tree provisioner kubernetes.io/aws-ebs",
+                    "use provisioner ebs.csi.aws.com",
+                    "type=gp2",
+                ]),
             ),
-            ("kubernetes.io/gce-pd", json!({}), Some(vec!["use provisioner pd.csi.storage.gke.io"])),
-            ("kubernetes.io/azure-disk", json!({}), Some(vec!["use provisioner disk.csi.azure.com"])),
-            ("kubernetes.io/azure-file", json!({}), Some(vec!["use provisioner file.csi.azure.com"])),
-            ("kubernetes.io/cinder", json!({}), Some(vec!["use provisioner cinder.csi.openstack.org"])),
-            ("kubernetes.io/portworx-volume", json!({}), Some(vec!["use provisioner pxd.portworx.com"])),
-            ("kubernetes.io/rbd", json!({}), Some(vec!["rbd.csi.ceph.com"])),
+            (
+                "kubernetes.io/gce-pd",
+                json!({}),
+                Some(vec!["use provisioner pd.csi.storage.gke.io"]),
+            ),
+            (
+                "kubernetes.io/azure-disk",
+                json!({}),
+                Some(vec!["use provisioner disk.csi.azure.com"]),
+            ),
+            (
+                "kubernetes.io/azure-file",
+                json!({}),
+                Some(vec!["use provisioner file.csi.azure.com"]),
+            ),
+            (
+                "kubernetes.io/cinder",
+                json!({}),
+                Some(vec!["use provisioner cinder.csi.openstack.org"]),
+            ),
+            (
+                "kubernetes.io/portworx-volume",
+                json!({}),
+                Some(vec!["use provisioner pxd.portworx.com"]),
+            ),
+            (
+                "kubernetes.io/rbd",
+                json!({}),
+                Some(vec!["rbd.csi.ceph.com"]),
+            ),
             (
                 "kubernetes.io/vsphere-volume",
                 json!({"storagepolicyname": "gold", "datastore": "ds1"}),
-                Some(vec!["use provisioner csi.vsphere.vmware.com", "storagepolicyname=gold", "datastoreurl set to the URL of datastore \"ds1\""]),
+                Some(vec![
+                    "use provisioner csi.vsphere.vmware.com",
+                    "storagepolicyname=gold",
+                    "datastoreurl set to the URL of datastore \"ds1\"",
+                ]),
             ),
         ];
         for (provisioner, params, want) in cases {
@@ -96,7 +141,11 @@ mod tests {
                     let got = got.unwrap();
                     assert_eq!(got.rule, Rule::Policy(PolicyRule::InTreeStorageClass));
                     for needle in needles {
-                        assert!(got.message.contains(needle), "{provisioner}: {}", got.message);
+                        assert!(
+                            got.message.contains(needle),
+                            "{provisioner}: {}",
+                            got.message
+                        );
                     }
                     assert!(!got.message.contains("migrationparam"), "{}", got.message);
                     assert!(!got.message.contains("csimigration"), "{}", got.message);

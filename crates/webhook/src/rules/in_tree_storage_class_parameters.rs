@@ -59,7 +59,10 @@ pub fn check(sc: &StorageClass) -> Option<Finding> {
     }
     Some(Finding::new(
         Rule::Policy(PolicyRule::InTreeStorageClassParameters),
-        format!("{name} stops working after CSI migration: {}", problems.join("; ")),
+        format!(
+            "{name} stops working after CSI migration: {}",
+            problems.join("; ")
+        ),
     ))
 }
 
@@ -75,18 +78,53 @@ mod tests {
         let vs = "kubernetes.io/vsphere-volume";
         let cases = [
             (vs, json!({}), None),
-            (vs, json!({"diskformat": "thin", "datastore": "ds1", "storagepolicyname": "gold"}), None),
+            (
+                vs,
+                json!({"diskformat": "thin", "datastore": "ds1", "storagepolicyname": "gold"}),
+                None,
+            ),
             (vs, json!({"diskformat": "THIN"}), None),
-            (vs, json!({"diskformat": "zeroedthick"}), Some(vec!["diskformat=zeroedthick", "use diskformat=thin"])),
-            (vs, json!({"DiskFormat": "eagerzeroedthick"}), Some(vec!["diskformat=eagerzeroedthick"])),
-            (vs, json!({"hostFailuresToTolerate": "1"}), Some(vec!["raw vSAN parameters hostFailuresToTolerate=1", "storagepolicyname"])),
-            (vs, json!({"forceProvisioning": "1", "cacheReservation": "10", "diskStripes": "2",
+            (
+                vs,
+                json!({"diskformat": "zeroedthick"}),
+                Some(vec!["diskformat=zeroedthick", "use diskformat=thin"]),
+            ),
+            (
+                vs,
+                json!({"DiskFormat": "eagerzeroedthick"}),
+                Some(vec!["diskformat=eagerzeroedthick"]),
+            ),
+            (
+                vs,
+                json!({"hostFailuresToTolerate": "1"}),
+                Some(vec![
+                    "raw vSAN parameters hostFailuresToTolerate=1",
+                    "storagepolicyname",
+                ]),
+            ),
+            (
+                vs,
+                json!({"forceProvisioning": "1", "cacheReservation": "10", "diskStripes": "2",
                         "objectSpaceReservation": "30", "iopsLimit": "100"}),
-                Some(vec!["cacheReservation=10", "diskStripes=2", "forceProvisioning=1", "iopsLimit=100", "objectSpaceReservation=30"])),
-            (vs, json!({"hostfailurestotolerate": "1", "diskformat": "zeroedthick"}),
-                Some(vec!["hostfailurestotolerate=1", "diskformat=zeroedthick"])),
+                Some(vec![
+                    "cacheReservation=10",
+                    "diskStripes=2",
+                    "forceProvisioning=1",
+                    "iopsLimit=100",
+                    "objectSpaceReservation=30",
+                ]),
+            ),
+            (
+                vs,
+                json!({"hostfailurestotolerate": "1", "diskformat": "zeroedthick"}),
+                Some(vec!["hostfailurestotolerate=1", "diskformat=zeroedthick"]),
+            ),
             // The same keys mean nothing to other provisioners.
-            ("csi.vsphere.vmware.com", json!({"diskformat": "zeroedthick"}), None),
+            (
+                "csi.vsphere.vmware.com",
+                json!({"diskformat": "zeroedthick"}),
+                None,
+            ),
             ("kubernetes.io/aws-ebs", json!({"iopsLimit": "1"}), None),
         ];
         for (provisioner, params, want) in cases {
@@ -95,8 +133,14 @@ mod tests {
                 None => assert!(got.is_none(), "{params}: {got:?}"),
                 Some(needles) => {
                     let got = got.unwrap();
-                    assert_eq!(got.rule, Rule::Policy(PolicyRule::InTreeStorageClassParameters));
-                    assert!(got.message.starts_with("StorageClass \"sc\" stops working after CSI migration"));
+                    assert_eq!(
+                        got.rule,
+                        Rule::Policy(PolicyRule::InTreeStorageClassParameters)
+                    );
+                    assert!(
+                        got.message
+                            .starts_with("StorageClass \"sc\" stops working after CSI migration")
+                    );
                     for needle in needles {
                         assert!(got.message.contains(needle), "{params}: {}", got.message);
                     }

@@ -27,7 +27,10 @@ pub fn check(
             .and_then(|p| p.volumes.as_deref())
             .into_iter()
             .flatten()
-            .any(|old| old.name == volume.name && translator.in_tree_plugin_for_inline(old) == Some(in_tree))
+            .any(|old| {
+                old.name == volume.name
+                    && translator.in_tree_plugin_for_inline(old) == Some(in_tree)
+            })
     };
     let mut findings = Vec::new();
     for volume in volumes {
@@ -37,7 +40,10 @@ pub fn check(
         if existed(volume, in_tree) {
             continue;
         }
-        let mut message = format!("{name}: volume {:?} uses the in-tree plugin {in_tree} inline", volume.name);
+        let mut message = format!(
+            "{name}: volume {:?} uses the in-tree plugin {in_tree} inline",
+            volume.name
+        );
         let csi = translator
             .inline_to_csi(volume, namespace)
             .ok()
@@ -52,7 +58,10 @@ pub fn check(
             )),
             (None, Err(_)) => message.push_str("; use a PersistentVolumeClaim bound to a CSI PersistentVolume"),
         }
-        findings.push(Finding::new(Rule::Policy(PolicyRule::InTreeInlineVolume), message));
+        findings.push(Finding::new(
+            Rule::Policy(PolicyRule::InTreeInlineVolume),
+            message,
+        ));
     }
     findings
 }
@@ -65,7 +74,11 @@ mod tests {
     use serde_json::json;
 
     fn name() -> ObjectName<'static> {
-        ObjectName { kind: "Pod", namespace: Some("ns"), name: "web" }
+        ObjectName {
+            kind: "Pod",
+            namespace: Some("ns"),
+            name: "web",
+        }
     }
 
     #[test]
@@ -73,24 +86,46 @@ mod tests {
         let t = Translator::new();
         let cases = [
             (json!([]), vec![]),
-            (json!([{"name": "tmp", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "c"}}]), vec![]),
-            (json!([{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]), vec![]),
-            (json!([{"name": "c", "csi": {"driver": "ebs.csi.aws.com"}}]), vec![]),
+            (
+                json!([{"name": "tmp", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "c"}}]),
+                vec![],
+            ),
+            (
+                json!([{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]),
+                vec![],
+            ),
+            (
+                json!([{"name": "c", "csi": {"driver": "ebs.csi.aws.com"}}]),
+                vec![],
+            ),
             (
                 json!([{"name": "data", "awsElasticBlockStore": {"volumeID": "vol-1"}}]),
-                vec![vec!["Pod \"web\" in namespace \"ns\": volume \"data\" uses the in-tree plugin kubernetes.io/aws-ebs inline", "driver ebs.csi.aws.com", "volumeHandle vol-1"]],
+                vec![vec![
+                    "Pod \"web\" in namespace \"ns\": volume \"data\" uses the in-tree plugin kubernetes.io/aws-ebs inline",
+                    "driver ebs.csi.aws.com",
+                    "volumeHandle vol-1",
+                ]],
             ),
             (
                 json!([{"name": "a", "gcePersistentDisk": {"pdName": "d"}}, {"name": "tmp", "emptyDir": {}},
                        {"name": "b", "vsphereVolume": {"volumePath": "[ds] v.vmdk"}}]),
-                vec![vec!["volume \"a\"", "pd.csi.storage.gke.io"], vec!["volume \"b\"", "csi.vsphere.vmware.com"]],
+                vec![
+                    vec!["volume \"a\"", "pd.csi.storage.gke.io"],
+                    vec!["volume \"b\"", "csi.vsphere.vmware.com"],
+                ],
             ),
             (
                 json!([{"name": "f", "azureFile": {"secretName": "s", "shareName": "share"}}]),
                 vec![vec!["kubernetes.io/azure-file", "file.csi.azure.com"]],
             ),
-            (json!([{"name": "c", "cinder": {"volumeID": "v"}}]), vec![vec!["cinder.csi.openstack.org"]]),
-            (json!([{"name": "p", "portworxVolume": {"volumeID": "v"}}]), vec![vec!["pxd.portworx.com"]]),
+            (
+                json!([{"name": "c", "cinder": {"volumeID": "v"}}]),
+                vec![vec!["cinder.csi.openstack.org"]],
+            ),
+            (
+                json!([{"name": "p", "portworxVolume": {"volumeID": "v"}}]),
+                vec![vec!["pxd.portworx.com"]],
+            ),
         ];
         for (volumes, want) in cases {
             let got = check(&pod_spec(volumes.clone()), None, name(), "ns", &t);
@@ -98,7 +133,11 @@ mod tests {
             for (finding, needles) in got.iter().zip(want) {
                 assert_eq!(finding.rule, Rule::Policy(PolicyRule::InTreeInlineVolume));
                 for needle in needles {
-                    assert!(finding.message.contains(needle), "{volumes}: {}", finding.message);
+                    assert!(
+                        finding.message.contains(needle),
+                        "{volumes}: {}",
+                        finding.message
+                    );
                 }
             }
         }

@@ -87,7 +87,9 @@ impl fmt::Display for ObjectName<'_> {
 }
 
 /// `k1=v1, k2=v2` for a parameter map, in key order.
-pub(crate) fn format_parameters<'a>(parameters: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
+pub(crate) fn format_parameters<'a>(
+    parameters: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> String {
     let sorted: BTreeMap<&String, &String> = parameters.into_iter().collect();
     let mut out = String::new();
     for (i, (k, v)) in sorted.into_iter().enumerate() {
@@ -137,6 +139,9 @@ pub(crate) mod fixtures {
     }
 
     pub fn pod_spec(volumes: Value) -> PodSpec {
-        serde_json::from_value(json!({"containers": [{"name": "c", "image": "busybox"}], "volumes": volumes})).unwrap()
+        serde_json::from_value(
+            json!({"containers": [{"name": "c", "image": "busybox"}], "volumes": volumes}),
+        )
+        .unwrap()
     }
 }

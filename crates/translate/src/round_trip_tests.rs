@@ -1,0 +1,1 @@
+//! Property tests: round trips that upstream guarantees, and no panics or input mutation anywhere.
