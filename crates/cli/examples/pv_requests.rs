@@ -8,22 +8,46 @@ use serde_json::{Value, json};
 
 fn source(i: usize) -> (&'static str, Value) {
     match i % 8 {
-        0 => ("gcePersistentDisk", json!({"pdName": format!("disk-{i}"), "fsType": "ext4"})),
-        1 => ("awsElasticBlockStore", json!({"volumeID": format!("aws://us-east-1a/vol-{i:017x}"), "fsType": "xfs"})),
-        2 => ("azureDisk", json!({"diskName": format!("d{i}"), "kind": "Managed", "cachingMode": "ReadOnly",
-             "diskURI": format!("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/disks/d{i}")})),
-        3 => ("azureFile", json!({"secretName": "azure-storage-account-acct-secret", "shareName": format!("share-{i}")})),
-        4 => ("cinder", json!({"volumeID": format!("{i:08x}-0000-4000-8000-000000000000"), "fsType": "ext4"})),
-        5 => ("vsphereVolume", json!({"volumePath": format!("[vsanDatastore] kubevols/pvc-{i}.vmdk"),
-             "storagePolicyName": "gold"})),
+        0 => (
+            "gcePersistentDisk",
+            json!({"pdName": format!("disk-{i}"), "fsType": "ext4"}),
+        ),
+        1 => (
+            "awsElasticBlockStore",
+            json!({"volumeID": format!("aws://us-east-1a/vol-{i:017x}"), "fsType": "xfs"}),
+        ),
+        2 => (
+            "azureDisk",
+            json!({"diskName": format!("d{i}"), "kind": "Managed", "cachingMode": "ReadOnly",
+             "diskURI": format!("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/disks/d{i}")}),
+        ),
+        3 => (
+            "azureFile",
+            json!({"secretName": "azure-storage-account-acct-secret", "shareName": format!("share-{i}")}),
+        ),
+        4 => (
+            "cinder",
+            json!({"volumeID": format!("{i:08x}-0000-4000-8000-000000000000"), "fsType": "ext4"}),
+        ),
+        5 => (
+            "vsphereVolume",
+            json!({"volumePath": format!("[vsanDatastore] kubevols/pvc-{i}.vmdk"),
+             "storagePolicyName": "gold"}),
+        ),
         6 => ("portworxVolume", json!({"volumeID": format!("px-{i}")})),
-        _ => ("rbd", json!({"monitors": ["10.0.0.1:6789", "10.0.0.2:6789"], "pool": "kube",
-             "image": format!("kubernetes-dynamic-pvc-{i}"), "secretRef": {"name": "ceph", "namespace": "ceph"}})),
+        _ => (
+            "rbd",
+            json!({"monitors": ["10.0.0.1:6789", "10.0.0.2:6789"], "pool": "kube",
+             "image": format!("kubernetes-dynamic-pvc-{i}"), "secretRef": {"name": "ceph", "namespace": "ceph"}}),
+        ),
     }
 }
 
 fn main() -> io::Result<()> {
-    let count: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let count: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
     let mut out = BufWriter::new(io::stdout().lock());
     for i in 0..count {
         let (field, source) = source(i);

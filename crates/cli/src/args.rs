@@ -1,5 +1,6 @@
 //! The command line: every subcommand and flag, parsed by clap; no behaviour here.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -28,6 +29,62 @@ pub enum Command {
     ///    "podNamespace": "ns"}  →  {"ok": true, "object": {...}} | {"ok": false, "error": "..."}
     #[command(verbatim_doc_comment)]
     Translate(TranslateArgs),
+
+    /// Serve the admission webhook that keeps a cluster from sliding back to in-tree volumes.
+    ///
+    /// Certificate, key and policy files are re-read when they change. See deploy/webhook/.
+    Webhook(WebhookArgs),
+
+    /// Run the simulated cluster (kube-sim) until stopped, for trying csi-migrate safely.
+    ///
+    /// Writes a kubeconfig that kubectl and csi-migrate accept; point KUBECONFIG at it.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WebhookArgs {
+    /// PEM certificate (chain) the webhook serves.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: PathBuf,
+
+    /// PEM private key of the certificate.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: PathBuf,
+
+    /// Address for AdmissionReviews and health checks.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+
+    /// Address for Prometheus metrics (plain HTTP); none when unset.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Policy file (YAML): per-rule deny|warn|allow and namespace exemptions. Default: warn.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Address to serve the API on; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+
+    /// Serve HTTPS with a fresh CA (written into the kubeconfig).
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Where to write the kubeconfig; stdout when unset.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig_out: Option<PathBuf>,
+
+    /// Starting state. Only `empty` exists until the simulated controllers land.
+    #[arg(long, value_name = "NAME", default_value = "empty", value_parser = ["empty"])]
+    pub scenario: String,
+
+    /// Watch events kept for resuming watches; older resourceVersions get 410 Expired.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub watch_history: usize,
 }
 
 #[derive(Debug, clap::Args)]

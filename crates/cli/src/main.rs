@@ -2,7 +2,9 @@
 
 mod args;
 mod manifest_io;
+mod sim_cmd;
 mod translate_cmd;
+mod webhook_cmd;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -28,12 +30,18 @@ pub struct Failure {
 impl Failure {
     /// Bad usage or input: exit code 2.
     pub fn bad_input(error: impl Into<anyhow::Error>) -> Self {
-        Self { code: EXIT_BAD_INPUT, error: error.into() }
+        Self {
+            code: EXIT_BAD_INPUT,
+            error: error.into(),
+        }
     }
 
     /// The job failed: exit code 1.
     pub fn failed(error: impl Into<anyhow::Error>) -> Self {
-        Self { code: EXIT_FAILED, error: error.into() }
+        Self {
+            code: EXIT_FAILED,
+            error: error.into(),
+        }
     }
 }
 
@@ -54,6 +62,24 @@ fn display_name() -> &'static str {
     }
 }
 
+/// A Tokio runtime for the commands that serve or talk to a cluster.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(anyhow::anyhow!("cannot start the async runtime: {e}")))
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
+}
+
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error
         .chain()
@@ -62,6 +88,8 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 }
 
 fn main() -> ExitCode {
+    // Exactly one TLS crypto provider in the process; installed before any TLS use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let name = display_name();
     let matches = Cli::command().name(name).bin_name(name).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
@@ -70,6 +98,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Translate(args) => translate_cmd::run(&args),
+        Command::Webhook(args) => webhook_cmd::run(args),
+        Command::Sim(args) => sim_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,11 @@ pub enum Source {
 impl Source {
     /// `-` means stdin, anything else a file.
     pub fn from_arg(path: &Path) -> Self {
-        if path.as_os_str() == "-" { Self::Stdin } else { Self::File(path.to_owned()) }
+        if path.as_os_str() == "-" {
+            Self::Stdin
+        } else {
+            Self::File(path.to_owned())
+        }
     }
 }
 
@@ -67,21 +71,34 @@ pub struct Document {
 /// Reads every document of `source`: a JSON value (or several concatenated), or
 /// multi-document YAML. Empty documents are skipped.
 pub fn read_documents(source: &Source) -> Result<Vec<Document>, ReadError> {
-    let io_error = |error| ReadError::Io { source_name: source.clone(), error };
+    let io_error = |error| ReadError::Io {
+        source_name: source.clone(),
+        error,
+    };
     let text = match source {
         Source::Stdin => {
             let mut text = String::new();
-            io::stdin().lock().read_to_string(&mut text).map_err(io_error)?;
+            io::stdin()
+                .lock()
+                .read_to_string(&mut text)
+                .map_err(io_error)?;
             text
         }
         Source::File(path) => std::fs::read_to_string(path).map_err(io_error)?,
     };
-    let objects = parse_documents(&text).map_err(|message| ReadError::Syntax { source_name: source.clone(), message })?;
+    let objects = parse_documents(&text).map_err(|message| ReadError::Syntax {
+        source_name: source.clone(),
+        message,
+    })?;
     Ok(objects
         .into_iter()
         .filter(|o| !o.is_null())
         .enumerate()
-        .map(|(i, object)| Document { source: source.clone(), index: i + 1, object })
+        .map(|(i, object)| Document {
+            source: source.clone(),
+            index: i + 1,
+            object,
+        })
         .collect())
 }
 
@@ -89,7 +106,9 @@ pub fn read_documents(source: &Source) -> Result<Vec<Document>, ReadError> {
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let values: Result<Vec<Value>, _> = serde_json::Deserializer::from_str(text).into_iter().collect();
+        let values: Result<Vec<Value>, _> = serde_json::Deserializer::from_str(text)
+            .into_iter()
+            .collect();
         if let Ok(values) = values {
             return Ok(values);
         }
@@ -128,9 +147,13 @@ mod tests {
 
     #[test]
     fn multi_document_yaml_skips_empty_documents() {
-        let docs = parse_documents("---\na: 1\n---\n# only a comment\n---\nb: [x]\n").unwrap_or_default();
+        let docs =
+            parse_documents("---\na: 1\n---\n# only a comment\n---\nb: [x]\n").unwrap_or_default();
         let docs: Vec<_> = docs.into_iter().filter(|d| !d.is_null()).collect();
-        assert_eq!(docs, vec![serde_json::json!({"a": 1}), serde_json::json!({"b": ["x"]})]);
+        assert_eq!(
+            docs,
+            vec![serde_json::json!({"a": 1}), serde_json::json!({"b": ["x"]})]
+        );
     }
 
     #[test]

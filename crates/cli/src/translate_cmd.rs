@@ -18,7 +18,11 @@ pub fn run(args: &TranslateArgs) -> Result<(), Failure> {
     } else {
         args.files.iter().map(|f| Source::from_arg(f)).collect()
     };
-    if args.jsonl { answer_jsonl(&sources) } else { translate_documents(args, &sources) }
+    if args.jsonl {
+        answer_jsonl(&sources)
+    } else {
+        translate_documents(args, &sources)
+    }
 }
 
 fn translate_documents(args: &TranslateArgs, sources: &[Source]) -> Result<(), Failure> {
@@ -41,7 +45,9 @@ fn translate_documents(args: &TranslateArgs, sources: &[Source]) -> Result<(), F
         // Nothing is written when anything failed: half a translation is worse than none.
         let count = errors.len();
         let list = errors.join("\n  ");
-        return Err(Failure::bad_input(anyhow!("{count} object(s) could not be translated:\n  {list}")));
+        return Err(Failure::bad_input(anyhow!(
+            "{count} object(s) could not be translated:\n  {list}"
+        )));
     }
     let mut out = BufWriter::new(io::stdout().lock());
     match args.output {
@@ -59,10 +65,15 @@ fn answer_jsonl(sources: &[Source]) -> Result<(), Failure> {
         let input: Box<dyn Read> = match source {
             Source::Stdin => Box::new(io::stdin().lock()),
             Source::File(path) => Box::new(
-                std::fs::File::open(path).map_err(|e| Failure::bad_input(anyhow!("cannot read {source}: {e}")))?,
+                std::fs::File::open(path)
+                    .map_err(|e| Failure::bad_input(anyhow!("cannot read {source}: {e}")))?,
             ),
         };
-        answer_stream(&translator, BufReader::with_capacity(1 << 16, input), &mut out)?;
+        answer_stream(
+            &translator,
+            BufReader::with_capacity(1 << 16, input),
+            &mut out,
+        )?;
     }
     out.flush()?;
     Ok(())
@@ -70,7 +81,11 @@ fn answer_jsonl(sources: &[Source]) -> Result<(), Failure> {
 
 /// Answers each line of `input`; output is flushed whenever no more input is
 /// buffered, so an interactive peer gets its answer without waiting for more requests.
-fn answer_stream<R: Read>(translator: &Translator, mut input: BufReader<R>, out: &mut impl Write) -> io::Result<()> {
+fn answer_stream<R: Read>(
+    translator: &Translator,
+    mut input: BufReader<R>,
+    out: &mut impl Write,
+) -> io::Result<()> {
     let mut line = Vec::new();
     let mut response = Vec::new();
     loop {
@@ -83,7 +98,8 @@ fn answer_stream<R: Read>(translator: &Translator, mut input: BufReader<R>, out:
         response.clear();
         match std::str::from_utf8(request) {
             Ok(text) => jsonl::respond(translator, text, &mut response),
-            Err(_) => response.extend_from_slice(br#"{"ok":false,"error":"malformed request: not UTF-8"}"#),
+            Err(_) => response
+                .extend_from_slice(br#"{"ok":false,"error":"malformed request: not UTF-8"}"#),
         }
         response.push(b'\n');
         out.write_all(&response)?;

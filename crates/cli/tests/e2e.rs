@@ -9,7 +9,9 @@ use std::process::{Command, Output, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_csi-migrate");
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Runs the binary with `args`, feeding `stdin`.
@@ -48,7 +50,14 @@ mod translate {
 
     #[test]
     fn multi_document_yaml_is_translated_object_by_object() {
-        let out = run(&["translate", "-f", fixture("intree-mixed.yaml").to_str().unwrap()], "");
+        let out = run(
+            &[
+                "translate",
+                "-f",
+                fixture("intree-mixed.yaml").to_str().unwrap(),
+            ],
+            "",
+        );
         assert!(out.status.success(), "{}", stderr(&out));
         insta::assert_snapshot!("intree_mixed_to_csi", stdout(&out));
     }
@@ -58,7 +67,14 @@ mod translate {
         let yaml = std::fs::read_to_string(fixture("intree-mixed.yaml")).unwrap();
         let from_stdin = run(&["translate"], &yaml);
         let from_dash = run(&["translate", "-f", "-"], &yaml);
-        let from_file = run(&["translate", "-f", fixture("intree-mixed.yaml").to_str().unwrap()], "");
+        let from_file = run(
+            &[
+                "translate",
+                "-f",
+                fixture("intree-mixed.yaml").to_str().unwrap(),
+            ],
+            "",
+        );
         assert!(from_stdin.status.success(), "{}", stderr(&from_stdin));
         assert_eq!(stdout(&from_stdin), stdout(&from_file));
         assert_eq!(stdout(&from_dash), stdout(&from_file));
@@ -66,7 +82,16 @@ mod translate {
 
     #[test]
     fn kubectl_list_output_stays_a_list_with_translated_items() {
-        let out = run(&["translate", "-f", fixture("kubectl-get-pv.json").to_str().unwrap(), "-o", "json"], "");
+        let out = run(
+            &[
+                "translate",
+                "-f",
+                fixture("kubectl-get-pv.json").to_str().unwrap(),
+                "-o",
+                "json",
+            ],
+            "",
+        );
         assert!(out.status.success(), "{}", stderr(&out));
         let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
         assert_eq!(list["kind"], "List");
@@ -75,7 +100,8 @@ mod translate {
         assert_eq!(ebs["spec"]["csi"]["fsType"], "xfs");
         assert_eq!(ebs["spec"]["claimRef"]["name"], "data-db-0");
         assert_eq!(ebs["status"]["phase"], "Bound");
-        let term = &ebs["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0];
+        let term =
+            &ebs["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0];
         assert_eq!(term["key"], "topology.ebs.csi.aws.com/zone");
         assert_eq!(term["values"][0], "eu-west-1b");
         assert_eq!(list["items"][1]["spec"]["nfs"]["server"], "nfs.local");
@@ -83,8 +109,18 @@ mod translate {
 
     #[test]
     fn to_intree_reverses_a_csi_translation() {
-        let csi = run(&["translate", "-f", fixture("kubectl-get-pv.json").to_str().unwrap()], "");
-        let back = run(&["translate", "--to", "intree", "-o", "json"], &stdout(&csi));
+        let csi = run(
+            &[
+                "translate",
+                "-f",
+                fixture("kubectl-get-pv.json").to_str().unwrap(),
+            ],
+            "",
+        );
+        let back = run(
+            &["translate", "--to", "intree", "-o", "json"],
+            &stdout(&csi),
+        );
         assert!(back.status.success(), "{}", stderr(&back));
         let list: serde_json::Value = serde_json::from_str(&stdout(&back)).unwrap();
         let ebs = &list["items"][0]["spec"]["awsElasticBlockStore"];
@@ -102,26 +138,45 @@ mod translate {
         assert_eq!(out.status.code(), Some(2));
         assert_eq!(stdout(&out), "", "nothing is written when an object fails");
         let err = stderr(&out);
-        assert!(err.contains("<stdin> document 2: PersistentVolume \"broken\""), "{err}");
-        assert!(err.contains("kind(Dedicated) is not supported in csi migration (spec.azureDisk.kind)"), "{err}");
+        assert!(
+            err.contains("<stdin> document 2: PersistentVolume \"broken\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("kind(Dedicated) is not supported in csi migration (spec.azureDisk.kind)"),
+            "{err}"
+        );
     }
 
     #[test]
     fn malformed_field_is_named_with_its_path() {
-        let yaml = "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: p}\nspec:\n  capacity: [1]\n";
+        let yaml =
+            "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: p}\nspec:\n  capacity: [1]\n";
         let out = run(&["translate"], yaml);
         assert_eq!(out.status.code(), Some(2));
-        assert!(stderr(&out).contains("PersistentVolume \"p\": field spec.capacity:"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("PersistentVolume \"p\": field spec.capacity:"),
+            "{}",
+            stderr(&out)
+        );
     }
 
     #[test]
     fn invalid_yaml_and_missing_files_are_bad_input() {
         let out = run(&["translate"], "kind: [unclosed\n");
         assert_eq!(out.status.code(), Some(2));
-        assert!(stderr(&out).contains("<stdin> is not valid YAML or JSON"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("<stdin> is not valid YAML or JSON"),
+            "{}",
+            stderr(&out)
+        );
         let out = run(&["translate", "-f", "/nonexistent/pv.yaml"], "");
         assert_eq!(out.status.code(), Some(2));
-        assert!(stderr(&out).contains("cannot read /nonexistent/pv.yaml"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("cannot read /nonexistent/pv.yaml"),
+            "{}",
+            stderr(&out)
+        );
     }
 
     #[test]
@@ -147,17 +202,31 @@ mod jsonl {
         ];
         let out = run(&["translate", "--jsonl"], &(requests.join("\n") + "\n"));
         assert!(out.status.success(), "{}", stderr(&out));
-        let lines: Vec<serde_json::Value> =
-            stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), requests.len());
-        assert_eq!(lines[0]["object"]["spec"]["csi"]["driver"], "pxd.portworx.com");
+        assert_eq!(
+            lines[0]["object"]["spec"]["csi"]["driver"],
+            "pxd.portworx.com"
+        );
         assert_eq!(lines[1]["ok"], false);
         assert_eq!(lines[2]["object"]["provisioner"], "pxd.portworx.com");
-        assert_eq!(lines[2]["object"]["parameters"]["csi.storage.k8s.io/node-stage-secret-name"], "px");
+        assert_eq!(
+            lines[2]["object"]["parameters"]["csi.storage.k8s.io/node-stage-secret-name"],
+            "px"
+        );
         assert_eq!(lines[3]["ok"], false);
-        assert_eq!(lines[4]["object"]["spec"]["portworxVolume"]["readOnly"], true);
+        assert_eq!(
+            lines[4]["object"]["spec"]["portworxVolume"]["readOnly"],
+            true
+        );
         let rbd = &lines[5]["object"]["spec"]["csi"];
-        assert_eq!(rbd["nodeStageSecretRef"], serde_json::json!({"name": "s", "namespace": "ns"}));
+        assert_eq!(
+            rbd["nodeStageSecretRef"],
+            serde_json::json!({"name": "s", "namespace": "ns"})
+        );
         assert_eq!(rbd["volumeHandle"], "img");
     }
 
@@ -207,7 +276,12 @@ mod process {
             let _ = stdin.write_all(input.as_bytes());
         });
         let mut first = [0u8; 10];
-        child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();
         writer.join().unwrap();
@@ -234,7 +308,11 @@ mod process {
         std::os::unix::fs::symlink(BIN, &plugin).unwrap();
         let out = run_bin(&plugin, &["--help"], "");
         assert!(out.status.success());
-        assert!(stdout(&out).contains("Usage: kubectl csi-migrate"), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("Usage: kubectl csi-migrate"),
+            "{}",
+            stdout(&out)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

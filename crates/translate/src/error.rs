@@ -9,16 +9,20 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TranslateError {
     /// The StorageClass translation was asked for a plugin name no translator handles.
-    #[error("could not find in-tree storage class parameter translation logic for {0:?}")]
+    #[error("could not find in-tree storage class parameter translation logic for {}", go_quote(.0))]
     UnknownStorageClassPlugin(String),
 
     /// A PersistentVolume or inline volume sets no in-tree source that any plugin supports.
-    #[error("could not find in-tree plugin translation logic for {0:?}")]
+    #[error("could not find in-tree plugin translation logic for {}", go_quote(.0))]
     NoPluginForObject(String),
 
     /// A CSI PersistentVolume names a driver that has no in-tree counterpart.
     #[error("could not find in-tree plugin translation logic for {0}")]
     UnknownCsiDriver(String),
+
+    /// A CSI driver name has no in-tree plugin registered for it (name lookups, volume handle repair).
+    #[error("could not find In-Tree driver name for CSI plugin {0}")]
+    NoInTreePluginForDriver(String),
 
     /// An in-tree plugin name has no CSI driver registered for it.
     #[error("could not find CSI Driver name for plugin {0}")]
@@ -154,5 +158,85 @@ pub enum RegionError {
     MultipleRegions(Vec<String>),
 }
 
+/// Quotes a string as Go's `%#v` (`strconv.Quote`) does, for upstream's messages:
+/// `\a \b \f \n \r \t \v`, `\xHH` for other ASCII controls, `\uHHHH` / `\UHHHHHHHH`
+/// for characters Go does not print (controls, spaces other than ` `, format and
+/// private-use characters; unassigned code points are printed as they are).
+fn go_quote(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        let code = u32::from(c);
+        let _ = match c {
+            '"' => out.write_str("\\\""),
+            '\\' => out.write_str("\\\\"),
+            '\u{7}' => out.write_str("\\a"),
+            '\u{8}' => out.write_str("\\b"),
+            '\u{c}' => out.write_str("\\f"),
+            '\n' => out.write_str("\\n"),
+            '\r' => out.write_str("\\r"),
+            '\t' => out.write_str("\\t"),
+            '\u{b}' => out.write_str("\\v"),
+            _ if code < 0x20 || code == 0x7f => write!(out, "\\x{code:02x}"),
+            _ if go_printable(c) => out.write_char(c),
+            _ if code < 0x10000 => write!(out, "\\u{code:04x}"),
+            _ => write!(out, "\\U{code:08x}"),
+        };
+    }
+    out.push('"');
+    out
+}
+
+fn go_printable(c: char) -> bool {
+    !(c.is_control()
+        || (c.is_whitespace() && c != ' ')
+        || matches!(c,
+            '\u{ad}' | '\u{600}'..='\u{605}' | '\u{61c}' | '\u{6dd}' | '\u{70f}' | '\u{180e}'
+            | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}'
+            | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{e000}'..='\u{f8ff}'
+            | '\u{e0001}'..='\u{e007f}' | '\u{f0000}'..='\u{10ffff}'))
+}
+
 /// Result type of this crate.
 pub type Result<T, E = TranslateError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_quoted_like_go_sharp_v() {
+        let cases = [
+            ("plain_name", "pv-1", r#""pv-1""#),
+            ("quote_and_backslash", r#"a"b\c"#, r#""a\"b\\c""#),
+            (
+                "named_escapes",
+                "\u{7}\u{8}\u{c}\n\r\t\u{b}",
+                r#""\a\b\f\n\r\t\v""#,
+            ),
+            (
+                "other_ascii_controls_as_hex",
+                "\0\u{1b}\u{7f}",
+                r#""\x00\x1b\x7f""#,
+            ),
+            (
+                "printable_unicode_kept",
+                "zöne-é\u{301}-日本",
+                "\"zöne-é\u{301}-日本\"",
+            ),
+            (
+                "non_printable_unicode_escaped",
+                "\u{85}\u{a0}\u{ad}\u{2028}\u{feff}\u{10ffff}",
+                r#""\u0085\u00a0\u00ad\u2028\ufeff\U0010ffff""#,
+            ),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(go_quote(input), want, "case {name:?}");
+        }
+        assert_eq!(
+            TranslateError::NoPluginForObject("a\tb".into()).to_string(),
+            r#"could not find in-tree plugin translation logic for "a\tb""#
+        );
+    }
+}

@@ -57,6 +57,8 @@
 //!     read in byte order of their keys, the last one winning.
 //! - A GCE or EBS `partition` attribute outside the 32-bit range is an error
 //!   instead of wrapping around.
+//! - An `aws://` EBS volume ID whose `%` escapes decode to invalid UTF-8 is an error
+//!   (Go keeps the raw bytes, which a Rust `String` cannot hold).
 //! - `azureDisk.kind` is compared with `Managed` ignoring ASCII case only.
 
 pub mod error;

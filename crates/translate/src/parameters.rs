@@ -18,6 +18,22 @@ pub const ZONE: &str = "zone";
 /// Comma-separated multi-zone parameter of the zonal in-tree provisioners.
 pub const ZONES: &str = "zones";
 
+/// Lower-cases like Go's `strings.ToLower`: rune by rune with the simple Unicode mapping,
+/// so `İ` (U+0130) becomes `i` (Rust's full mapping would give `i` + U+0307) and a
+/// final `Σ` becomes `σ`.
+pub(crate) fn go_lowercase(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut lower = c.to_lowercase();
+            match (c, lower.next(), lower.next()) {
+                ('\u{130}', _, _) => 'i',
+                (_, Some(one), None) => one,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
 /// Translated parameters that remember which source key produced each entry, so two
 /// source keys landing on one target with different values are reported, not raced.
 #[derive(Debug, Default)]
@@ -114,7 +130,7 @@ pub(crate) fn translate_zonal_storage_class(
     let mut params = TranslatedParameters::default();
     let mut zones = ZoneParameters::default();
     for (key, value) in sc.parameters.iter().flatten() {
-        let lower = key.to_lowercase();
+        let lower = go_lowercase(key);
         if !zones.record(key, &lower, value)? {
             rule(&mut params, key, &lower, value)?;
         }
@@ -139,7 +155,7 @@ pub(crate) fn translate_parameters(
 ) -> Result<TranslatedParameters> {
     let mut params = TranslatedParameters::default();
     for (key, value) in sc.parameters.iter().flatten() {
-        rule(&mut params, key, &key.to_lowercase(), value)?;
+        rule(&mut params, key, &go_lowercase(key), value)?;
     }
     Ok(params)
 }

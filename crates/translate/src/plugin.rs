@@ -129,6 +129,6 @@ pub(crate) fn attributes_lowercased(
     attributes
         .into_iter()
         .flatten()
-        .map(|(k, v)| (k.to_lowercase(), v.clone()))
+        .map(|(k, v)| (crate::parameters::go_lowercase(k), v.clone()))
         .collect()
 }

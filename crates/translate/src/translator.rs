@@ -76,7 +76,7 @@ impl Translator {
     pub fn in_tree_for_csi_driver(&self, driver: &str) -> Result<&'static str> {
         self.plugin_by_csi_driver(driver)
             .map(|p| p.in_tree_plugin_name())
-            .ok_or_else(|| TranslateError::UnknownCsiDriver(driver.to_owned()))
+            .ok_or_else(|| TranslateError::NoInTreePluginForDriver(driver.to_owned()))
     }
 
     /// The one plugin whose in-tree source the PV sets; an error if it sets several.
@@ -203,11 +203,362 @@ impl Translator {
     ) -> Result<String> {
         let plugin = self
             .plugin_by_csi_driver(driver)
-            .ok_or_else(|| TranslateError::UnknownCsiDriver(driver.to_owned()))?;
+            .ok_or_else(|| TranslateError::NoInTreePluginForDriver(driver.to_owned()))?;
         plugin.repair_volume_handle(volume_handle, node_id)
     }
 }
 
 fn no_plugin(name: Option<&str>) -> TranslateError {
     TranslateError::NoPluginForObject(name.unwrap_or_default().to_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_support::{json, pv, sc, vol};
+
+    const NAMES: [(&str, &str, &str); 8] = [
+        (
+            "kubernetes.io/gce-pd",
+            "pd.csi.storage.gke.io",
+            "gcePersistentDisk",
+        ),
+        (
+            "kubernetes.io/aws-ebs",
+            "ebs.csi.aws.com",
+            "awsElasticBlockStore",
+        ),
+        ("kubernetes.io/cinder", "cinder.csi.openstack.org", "cinder"),
+        (
+            "kubernetes.io/azure-disk",
+            "disk.csi.azure.com",
+            "azureDisk",
+        ),
+        (
+            "kubernetes.io/azure-file",
+            "file.csi.azure.com",
+            "azureFile",
+        ),
+        (
+            "kubernetes.io/vsphere-volume",
+            "csi.vsphere.vmware.com",
+            "vsphereVolume",
+        ),
+        (
+            "kubernetes.io/portworx-volume",
+            "pxd.portworx.com",
+            "portworxVolume",
+        ),
+        ("kubernetes.io/rbd", "rbd.csi.ceph.com", "rbd"),
+    ];
+
+    /// One minimal, translatable in-tree source per plugin, in `NAMES` order.
+    fn sources() -> [serde_json::Value; 8] {
+        [
+            json!({"pdName": "d"}),
+            json!({"volumeID": "vol-1"}),
+            json!({"volumeID": "c-1"}),
+            json!({"diskName": "d",
+                "diskURI": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/disks/d"}),
+            json!({"secretName": "azure-storage-account-a-secret", "shareName": "sh",
+                "secretNamespace": "ns"}),
+            json!({"volumePath": "[ds] d.vmdk"}),
+            json!({"volumeID": "px-1"}),
+            json!({"monitors": ["m:1"], "image": "img"}),
+        ]
+    }
+
+    #[test]
+    fn every_plugin_maps_names_both_ways() {
+        let t = Translator::new();
+        assert_eq!(t.plugins().count(), 8);
+        for (in_tree, driver, field) in NAMES {
+            assert_eq!(t.csi_driver_for_in_tree(in_tree), Ok(driver), "{in_tree}");
+            assert_eq!(t.in_tree_for_csi_driver(driver), Ok(in_tree), "{driver}");
+            assert!(t.is_migratable_in_tree_plugin(in_tree), "{in_tree}");
+            assert!(t.is_migrated_csi_driver(driver), "{driver}");
+            assert!(
+                !t.is_migratable_in_tree_plugin(driver),
+                "{driver} is not a plugin name"
+            );
+            assert_eq!(
+                t.plugin_by_in_tree_name(in_tree).map(|p| p.source_field()),
+                Some(field)
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_names_give_upstream_error_messages() {
+        let t = Translator::new();
+        let cases: [(&str, TranslateError, &str); 6] = [
+            (
+                "unknown_plugin_has_no_driver",
+                t.csi_driver_for_in_tree("kubernetes.io/nfs").unwrap_err(),
+                "could not find CSI Driver name for plugin kubernetes.io/nfs",
+            ),
+            (
+                "unknown_driver_has_no_plugin",
+                t.in_tree_for_csi_driver("nfs.csi.k8s.io").unwrap_err(),
+                "could not find In-Tree driver name for CSI plugin nfs.csi.k8s.io",
+            ),
+            (
+                "driver_names_are_matched_exactly",
+                t.in_tree_for_csi_driver("PD.csi.storage.gke.io")
+                    .unwrap_err(),
+                "could not find In-Tree driver name for CSI plugin PD.csi.storage.gke.io",
+            ),
+            (
+                "unknown_storage_class_plugin",
+                t.storage_class_to_csi(
+                    "kubernetes.io/nfs",
+                    &sc(json!({"metadata": {"name": "s"}, "provisioner": "kubernetes.io/gce-pd"})),
+                )
+                .unwrap_err(),
+                "could not find in-tree storage class parameter translation logic for \"kubernetes.io/nfs\"",
+            ),
+            (
+                "pv_without_in_tree_source",
+                t.pv_to_csi(&pv(json!({"metadata": {"name": "pv-1"},
+                    "spec": {"nfs": {"server": "s", "path": "/"}}})))
+                    .unwrap_err(),
+                "could not find in-tree plugin translation logic for \"pv-1\"",
+            ),
+            (
+                "csi_pv_of_unknown_driver",
+                t.pv_to_in_tree(&pv(json!({"metadata": {"name": "pv-1"},
+                    "spec": {"csi": {"driver": "nfs.csi.k8s.io", "volumeHandle": "h"}}})))
+                    .unwrap_err(),
+                "could not find in-tree plugin translation logic for nfs.csi.k8s.io",
+            ),
+        ];
+        for (name, err, want) in cases {
+            assert_eq!(err.to_string(), want, "case {name:?}");
+        }
+        let inline = t.inline_to_csi(&vol(json!({"name": "scratch", "emptyDir": {}})), "ns");
+        assert_eq!(
+            inline.unwrap_err(),
+            TranslateError::NoPluginForObject("scratch".into())
+        );
+        let no_csi = t.pv_to_in_tree(&pv(json!({"metadata": {"name": "pv-1"},
+            "spec": {"gcePersistentDisk": {"pdName": "d"}}})));
+        assert_eq!(
+            no_csi.unwrap_err(),
+            TranslateError::MissingCsiSource("pv-1".into())
+        );
+    }
+
+    #[test]
+    fn storage_class_dispatch_uses_the_given_plugin_name_not_the_provisioner() {
+        let t = Translator::new();
+        let class = sc(
+            json!({"metadata": {"name": "s"}, "provisioner": "kubernetes.io/gce-pd",
+            "parameters": {"fstype": "ext4", "zone": "z"}}),
+        );
+        let out = t
+            .storage_class_to_csi("kubernetes.io/vsphere-volume", &class)
+            .unwrap();
+        assert_eq!(
+            json(&out)["parameters"],
+            json!({"csi.storage.k8s.io/fstype": "ext4", "csimigration": "true"})
+        );
+        assert_eq!(out.provisioner, "kubernetes.io/gce-pd");
+    }
+
+    #[test]
+    fn every_plugin_translates_its_pv_and_back_through_the_translator() {
+        let t = Translator::new();
+        for ((in_tree, driver, field), source) in NAMES.into_iter().zip(sources()) {
+            let input = pv(json!({"metadata": {"name": "pv-1", "labels": {"a": "b"}},
+                "spec": {"accessModes": ["ReadWriteOnce"], "claimRef": {"namespace": "ns", "name": "c"},
+                    field: source}}));
+            let before = input.clone();
+            assert_eq!(t.in_tree_plugin_for_pv(&input), Some(in_tree));
+            assert!(t.is_pv_migratable(&input));
+            let csi = t
+                .pv_to_csi(&input)
+                .unwrap_or_else(|e| panic!("{in_tree}: {e}"));
+            assert_eq!(input, before, "{in_tree}: pv_to_csi changed its input");
+            let spec = csi.spec.clone().unwrap();
+            assert_eq!(spec.csi.as_ref().map(|c| c.driver.as_str()), Some(driver));
+            assert_eq!(
+                json(&spec).get(field),
+                None,
+                "{in_tree}: in-tree source left behind"
+            );
+            assert_eq!(
+                t.in_tree_plugin_for_pv(&csi),
+                None,
+                "{in_tree}: CSI PV is not in-tree"
+            );
+            let back = t
+                .pv_to_in_tree(&csi)
+                .unwrap_or_else(|e| panic!("{in_tree}: {e}"));
+            assert_eq!(
+                csi.spec.as_ref(),
+                Some(&spec),
+                "{in_tree}: pv_to_in_tree changed its input"
+            );
+            assert!(
+                json(&back)["spec"].get(field).is_some(),
+                "{in_tree}: rollback lost the source"
+            );
+            assert_eq!(back.spec.and_then(|s| s.csi), None);
+        }
+    }
+
+    #[test]
+    fn inline_volumes_always_get_filesystem_mode_and_are_not_changed() {
+        let t = Translator::new();
+        for ((in_tree, driver, field), mut source) in NAMES.into_iter().zip(sources()) {
+            if let Some(s) = source.as_object_mut() {
+                s.remove("secretNamespace");
+            }
+            let input = vol(json!({"name": "v", field: source}));
+            let before = input.clone();
+            assert_eq!(t.in_tree_plugin_for_inline(&input), Some(in_tree));
+            assert!(t.is_inline_migratable(&input));
+            let out = t
+                .inline_to_csi(&input, "ns")
+                .unwrap_or_else(|e| panic!("{in_tree}: {e}"));
+            assert_eq!(input, before, "{in_tree}: inline_to_csi changed its input");
+            let spec = out.spec.unwrap();
+            assert_eq!(spec.volume_mode.as_deref(), Some("Filesystem"), "{in_tree}");
+            assert_eq!(spec.csi.map(|c| c.driver), Some(driver.to_owned()));
+        }
+    }
+
+    #[test]
+    fn inline_pv_names_differ_for_different_volumes_of_one_plugin() {
+        let t = Translator::new();
+        let variants = [
+            (
+                "gcePersistentDisk",
+                json!({"pdName": "a"}),
+                json!({"pdName": "b"}),
+            ),
+            (
+                "awsElasticBlockStore",
+                json!({"volumeID": "vol-a"}),
+                json!({"volumeID": "vol-b"}),
+            ),
+            ("cinder", json!({"volumeID": "a"}), json!({"volumeID": "b"})),
+            (
+                "azureDisk",
+                json!({"diskName": "a", "diskURI": "uri-a"}),
+                json!({"diskName": "b", "diskURI": "uri-b"}),
+            ),
+            (
+                "azureFile",
+                json!({"secretName": "s", "shareName": "a"}),
+                json!({"secretName": "s", "shareName": "b"}),
+            ),
+            (
+                "vsphereVolume",
+                json!({"volumePath": "[ds] a"}),
+                json!({"volumePath": "[ds] b"}),
+            ),
+            (
+                "portworxVolume",
+                json!({"volumeID": "a"}),
+                json!({"volumeID": "b"}),
+            ),
+            (
+                "rbd",
+                json!({"monitors": ["m"], "image": "a"}),
+                json!({"monitors": ["m"], "image": "b"}),
+            ),
+        ];
+        for (field, a, b) in variants {
+            let name = |source: serde_json::Value| {
+                t.inline_to_csi(&vol(json!({"name": "v", field: source})), "")
+                    .unwrap()
+                    .metadata
+                    .name
+            };
+            assert_ne!(name(a), name(b), "{field}");
+        }
+    }
+
+    #[test]
+    fn storage_class_translation_does_not_change_its_input() {
+        let t = Translator::new();
+        let class = sc(json!({"metadata": {"name": "s"}, "provisioner": "x",
+            "parameters": {"fstype": "ext4", "zone": "us-central1-a", "monitors": "m",
+                "adminSecretName": "a", "openstorage.io/auth-secret-name": "s"}}));
+        for (in_tree, _, _) in NAMES {
+            let before = class.clone();
+            let _ = t.storage_class_to_csi(in_tree, &class);
+            assert_eq!(class, before, "{in_tree}");
+        }
+    }
+
+    #[test]
+    fn objects_with_two_sources_are_rejected() {
+        let t = Translator::new();
+        let two = pv(json!({"metadata": {"name": "pv-2"}, "spec": {
+            "gcePersistentDisk": {"pdName": "d"}, "rbd": {"monitors": ["m"], "image": "i"}}}));
+        let err = TranslateError::MultipleSources {
+            object: "persistent volume \"pv-2\"".into(),
+            first: "gcePersistentDisk",
+            second: "rbd",
+        };
+        assert_eq!(t.pv_to_csi(&two).unwrap_err(), err);
+        assert_eq!(t.in_tree_plugin_for_pv(&two), None);
+        assert!(!t.is_pv_migratable(&two));
+
+        let with_csi = pv(json!({"metadata": {"name": "pv-3"}, "spec": {
+            "awsElasticBlockStore": {"volumeID": "vol-1"},
+            "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": "vol-1"}}}));
+        assert_eq!(
+            t.pv_to_csi(&with_csi).unwrap_err(),
+            TranslateError::MultipleSources {
+                object: "persistent volume \"pv-3\"".into(),
+                first: "awsElasticBlockStore",
+                second: "csi"
+            }
+        );
+
+        let inline = vol(json!({"name": "v2", "cinder": {"volumeID": "c"},
+            "portworxVolume": {"volumeID": "p"}}));
+        assert_eq!(
+            t.inline_to_csi(&inline, "").unwrap_err(),
+            TranslateError::MultipleSources {
+                object: "volume \"v2\"".into(),
+                first: "cinder",
+                second: "portworxVolume"
+            }
+        );
+        assert_eq!(
+            t.inline_to_csi(&inline, "").unwrap_err().to_string(),
+            "volume \"v2\" sets more than one volume source: cinder and portworxVolume"
+        );
+    }
+
+    #[test]
+    fn repair_volume_handle_dispatches_by_driver() {
+        let t = Translator::new();
+        let node = "projects/p/zones/us-central1-b/instances/vm";
+        let handle = "projects/UNSPECIFIED/zones/UNSPECIFIED/disks/d";
+        assert_eq!(
+            t.repair_volume_handle("pd.csi.storage.gke.io", handle, node),
+            Ok("projects/p/zones/us-central1-b/disks/d".to_owned())
+        );
+        for (_, driver, _) in NAMES.into_iter().skip(1) {
+            assert_eq!(
+                t.repair_volume_handle(driver, handle, "x"),
+                Ok(handle.to_owned()),
+                "{driver}"
+            );
+        }
+        assert_eq!(
+            t.repair_volume_handle("nfs.csi.k8s.io", handle, node)
+                .unwrap_err()
+                .to_string(),
+            "could not find In-Tree driver name for CSI plugin nfs.csi.k8s.io"
+        );
+    }
 }

@@ -19,16 +19,25 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .init();
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(args.next().context("usage: webhook_bench_server DIR [LISTEN] [METRICS_LISTEN]")?);
-    let listen = args.next().unwrap_or_else(|| "127.0.0.1:0".to_owned()).parse()?;
+    let dir = PathBuf::from(
+        args.next()
+            .context("usage: webhook_bench_server DIR [LISTEN] [METRICS_LISTEN]")?,
+    );
+    let listen = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:0".to_owned())
+        .parse()?;
     let metrics_listen = args.next().map(|a| a.parse()).transpose()?;
     std::fs::create_dir_all(&dir)?;
 
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, "csi-migrate bench CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "csi-migrate bench CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key)?;
@@ -42,7 +51,9 @@ fn main() -> anyhow::Result<()> {
 
     let mut config = ServeConfig::new(dir.join("tls.crt"), dir.join("tls.key"), listen);
     config.metrics_listen = metrics_listen;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let bound = BoundWebhook::bind(config)?;
         std::fs::write(dir.join("addr"), bound.local_addr().to_string())?;

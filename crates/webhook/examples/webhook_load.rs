@@ -44,10 +44,15 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     if !args.addr.ip().is_loopback() {
-        bail!("refusing to send load to {}: loopback addresses only", args.addr);
+        bail!(
+            "refusing to send load to {}: loopback addresses only",
+            args.addr
+        );
     }
     if args.ca.is_empty() || args.connections == 0 || args.threads == 0 {
-        bail!("usage: webhook_load --addr 127.0.0.1:PORT --ca CA.crt [--connections N] [--requests N] [--threads N]");
+        bail!(
+            "usage: webhook_load --addr 127.0.0.1:PORT --ca CA.crt [--connections N] [--requests N] [--threads N]"
+        );
     }
     Ok(args)
 }
@@ -71,12 +76,18 @@ fn bodies() -> Vec<String> {
                                         "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
                         "volumes": volumes}})
     };
-    let plain = pod(json!([{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
-                           {"name": "kube-api-access", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]));
-    let in_tree = pod(json!([{"name": "data", "awsElasticBlockStore": {"volumeID": "aws://us-east-1a/vol-0abc", "fsType": "ext4"}}]));
+    let plain = pod(
+        json!([{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                           {"name": "kube-api-access", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]),
+    );
+    let in_tree = pod(
+        json!([{"name": "data", "awsElasticBlockStore": {"volumeID": "aws://us-east-1a/vol-0abc", "fsType": "ext4"}}]),
+    );
     let sc = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "gp2"},
                     "provisioner": "kubernetes.io/aws-ebs", "parameters": {"type": "gp2"}});
-    let mut out: Vec<String> = (0..8).map(|i| review(i, ("", "Pod"), plain.clone())).collect();
+    let mut out: Vec<String> = (0..8)
+        .map(|i| review(i, ("", "Pod"), plain.clone()))
+        .collect();
     out.push(review(8, ("", "Pod"), in_tree));
     out.push(review(9, ("storage.k8s.io", "StorageClass"), sc));
     out
@@ -106,13 +117,22 @@ fn main() -> anyhow::Result<()> {
                 .timeout(Duration::from_secs(10))
                 .build()?;
             // Warm up: handshake outside the measured window.
-            client.get(url.replace("/validate", "/healthz")).send().await?.error_for_status()?;
+            client
+                .get(url.replace("/validate", "/healthz"))
+                .send()
+                .await?
+                .error_for_status()?;
             clients.push(client);
         }
         let started = Instant::now();
         let mut tasks = Vec::new();
         for client in clients {
-            let (url, bodies, next, total) = (url.clone(), Arc::clone(&bodies), Arc::clone(&next), args.requests);
+            let (url, bodies, next, total) = (
+                url.clone(),
+                Arc::clone(&bodies),
+                Arc::clone(&next),
+                args.requests,
+            );
             tasks.push(tokio::spawn(async move {
                 let mut latencies: Vec<u32> = Vec::with_capacity(total / 8);
                 let mut errors = 0usize;
@@ -130,10 +150,12 @@ fn main() -> anyhow::Result<()> {
                         .send()
                         .await;
                     let ok = match result {
-                        Ok(response) if response.status().is_success() => match response.bytes().await {
-                            Ok(bytes) => bytes.windows(14).any(|w| w == b"\"allowed\":true"),
-                            Err(_) => false,
-                        },
+                        Ok(response) if response.status().is_success() => {
+                            match response.bytes().await {
+                                Ok(bytes) => bytes.windows(14).any(|w| w == b"\"allowed\":true"),
+                                Err(_) => false,
+                            }
+                        }
                         _ => false,
                     };
                     latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));

@@ -20,8 +20,8 @@ fn documents(dir: &Path) -> BTreeMap<PathBuf, Vec<Value>> {
             out.extend(documents(&path));
         } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             let text = std::fs::read_to_string(&path).unwrap();
-            let docs: Vec<Value> =
-                serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             out.insert(path, docs);
         }
     }
@@ -32,9 +32,19 @@ fn by_kind(all: &BTreeMap<PathBuf, Vec<Value>>) -> BTreeMap<String, Value> {
     let mut kinds = BTreeMap::new();
     for (path, docs) in all {
         for doc in docs {
-            let kind = doc["kind"].as_str().unwrap_or_else(|| panic!("{}: no kind", path.display()));
-            assert!(doc["apiVersion"].is_string(), "{}: no apiVersion", path.display());
-            assert!(doc["metadata"]["name"].is_string(), "{}: no name", path.display());
+            let kind = doc["kind"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}: no kind", path.display()));
+            assert!(
+                doc["apiVersion"].is_string(),
+                "{}: no apiVersion",
+                path.display()
+            );
+            assert!(
+                doc["metadata"]["name"].is_string(),
+                "{}: no name",
+                path.display()
+            );
             kinds.insert(kind.to_owned(), doc.clone());
         }
     }
@@ -63,7 +73,10 @@ fn every_manifest_parses_and_has_the_expected_kinds() {
     assert_eq!(kinds.len(), want.len(), "unexpected kinds: {got:?}");
     // Namespaced objects all live in the webhook's namespace.
     for (kind, doc) in &kinds {
-        if !matches!(kind.as_str(), "Namespace" | "ValidatingWebhookConfiguration") {
+        if !matches!(
+            kind.as_str(),
+            "Namespace" | "ValidatingWebhookConfiguration"
+        ) {
             assert_eq!(doc["metadata"]["namespace"], "csi-migrate-system", "{kind}");
         }
     }
@@ -78,22 +91,50 @@ fn deployment_is_hardened_and_wired_to_the_service_and_secret() {
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     let container = &pod["containers"][0];
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
     assert!(container["resources"]["requests"]["cpu"].is_string());
     assert!(container["resources"]["requests"]["memory"].is_string());
-    let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert_eq!(args[0], "webhook");
-    for flag in ["--tls-cert=", "--tls-key=", "--listen=", "--metrics-listen=", "--policy="] {
-        assert!(args.iter().any(|a| a.starts_with(flag)), "{flag} in {args:?}");
+    for flag in [
+        "--tls-cert=",
+        "--tls-key=",
+        "--listen=",
+        "--metrics-listen=",
+        "--policy=",
+    ] {
+        assert!(
+            args.iter().any(|a| a.starts_with(flag)),
+            "{flag} in {args:?}"
+        );
     }
-    let secret = pod["volumes"].as_array().unwrap().iter().find(|v| v["secret"].is_object()).unwrap();
-    assert_eq!(secret["secret"]["secretName"], kinds["Certificate"]["spec"]["secretName"]);
+    let secret = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["secret"].is_object())
+        .unwrap();
+    assert_eq!(
+        secret["secret"]["secretName"],
+        kinds["Certificate"]["spec"]["secretName"]
+    );
 
     let labels = &deployment["spec"]["template"]["metadata"]["labels"];
     for (key, value) in kinds["Service"]["spec"]["selector"].as_object().unwrap() {
         assert_eq!(&labels[key], value, "service selector {key}");
     }
-    for (key, value) in kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+    for (key, value) in kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
         assert_eq!(&labels[key], value, "PDB selector {key}");
     }
 }
@@ -115,8 +156,14 @@ fn webhook_configuration_is_scoped_and_deliberate() {
     assert_eq!(webhooks.len(), 2);
     for webhook in webhooks {
         assert_eq!(webhook["sideEffects"], "None");
-        assert_eq!(webhook["admissionReviewVersions"], serde_json::json!(["v1"]));
-        assert!(matches!(webhook["failurePolicy"].as_str(), Some("Fail" | "Ignore")));
+        assert_eq!(
+            webhook["admissionReviewVersions"],
+            serde_json::json!(["v1"])
+        );
+        assert!(matches!(
+            webhook["failurePolicy"].as_str(),
+            Some("Fail" | "Ignore")
+        ));
         let service = &webhook["clientConfig"]["service"];
         assert_eq!(service["name"], kinds["Service"]["metadata"]["name"]);
         assert_eq!(service["path"], "/validate");
@@ -125,11 +172,21 @@ fn webhook_configuration_is_scoped_and_deliberate() {
             assert!(!resources.iter().any(|r| r == "*"), "unscoped rule {rule}");
         }
     }
-    let workloads = webhooks.iter().find(|w| w["failurePolicy"] == "Ignore").unwrap();
+    let workloads = webhooks
+        .iter()
+        .find(|w| w["failurePolicy"] == "Ignore")
+        .unwrap();
     let excluded = &workloads["namespaceSelector"]["matchExpressions"][0];
     assert_eq!(excluded["operator"], "NotIn");
     for ns in ["kube-system", "csi-migrate-system"] {
-        assert!(excluded["values"].as_array().unwrap().iter().any(|v| v == ns), "{ns}");
+        assert!(
+            excluded["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v == ns),
+            "{ns}"
+        );
     }
 }
 
@@ -138,6 +195,9 @@ fn example_policy_is_a_valid_policy() {
     let kinds = by_kind(&documents(&deploy_dir()));
     let text = kinds["ConfigMap"]["data"]["policy.yaml"].as_str().unwrap();
     let policy = Policy::from_yaml(text).unwrap();
-    assert_eq!(policy.in_tree_class_provisioner("gp2"), Some("kubernetes.io/aws-ebs"));
+    assert_eq!(
+        policy.in_tree_class_provisioner("gp2"),
+        Some("kubernetes.io/aws-ebs")
+    );
     assert!(!policy.exemptions.is_empty());
 }

@@ -327,8 +327,10 @@ mod tests {
             Case {
                 name: "ebs_sc_fstype_renamed_others_copied",
                 input: class(json!({"type": "io1", "FsType": "ext4", "encrypted": "true"})),
-                want: Ok(class(json!({"type": "io1", "csi.storage.k8s.io/fstype": "ext4",
-                    "encrypted": "true"}))),
+                want: Ok(class(
+                    json!({"type": "io1", "csi.storage.k8s.io/fstype": "ext4",
+                    "encrypted": "true"}),
+                )),
             },
             Case {
                 name: "ebs_sc_iops_per_gb_keeps_spelling_and_allows_increase",
@@ -339,27 +341,41 @@ mod tests {
             Case {
                 name: "ebs_sc_existing_allow_increase_in_other_case_survives",
                 input: class(json!({"IOPSPERGB": "10", "allowAutoIOPSPerGBIncrease": "false"})),
-                want: Ok(class(json!({"IOPSPERGB": "10", "allowAutoIOPSPerGBIncrease": "false",
+                want: Ok(class(
+                    json!({"IOPSPERGB": "10", "allowAutoIOPSPerGBIncrease": "false",
+                    "allowautoiopspergbincrease": "true"}),
+                )),
+            },
+            Case {
+                name: "ebs_sc_keys_are_lowercased_like_go_dotted_capital_i_matches",
+                input: class(json!({"\u{130}opsPerGB": "10"})),
+                want: Ok(class(json!({"\u{130}opsPerGB": "10",
                     "allowautoiopspergbincrease": "true"}))),
             },
             Case {
                 name: "ebs_sc_conflicting_lowercase_allow_increase_is_rejected",
                 input: class(json!({"iopspergb": "10", "allowautoiopspergbincrease": "false"})),
                 want: Err(TranslateError::ConflictingParameters {
-                    first: "allowautoiopspergbincrease".into(), second: "iopspergb".into(),
-                    target: "allowautoiopspergbincrease".into() }),
+                    first: "allowautoiopspergbincrease".into(),
+                    second: "iopspergb".into(),
+                    target: "allowautoiopspergbincrease".into(),
+                }),
             },
             Case {
                 name: "ebs_sc_agreeing_lowercase_allow_increase_is_accepted",
                 input: class(json!({"iopspergb": "10", "allowautoiopspergbincrease": "true"})),
-                want: Ok(class(json!({"iopspergb": "10", "allowautoiopspergbincrease": "true"}))),
+                want: Ok(class(
+                    json!({"iopspergb": "10", "allowautoiopspergbincrease": "true"}),
+                )),
             },
             Case {
                 name: "ebs_sc_zones_become_allowed_topologies",
                 input: class(json!({"zones": "us-east-1a,us-east-1b", "type": "gp3"})),
-                want: Ok(json!({"metadata": {"name": "gp"}, "provisioner": PLUGIN_NAME,
+                want: Ok(
+                    json!({"metadata": {"name": "gp"}, "provisioner": PLUGIN_NAME,
                     "parameters": {"type": "gp3"},
-                    "allowedTopologies": [zone_term(TOPOLOGY_KEY, &["us-east-1a", "us-east-1b"])]})),
+                    "allowedTopologies": [zone_term(TOPOLOGY_KEY, &["us-east-1a", "us-east-1b"])]}),
+                ),
             },
             Case {
                 name: "ebs_sc_zone_with_allowed_topologies_is_rejected",
@@ -373,60 +389,146 @@ mod tests {
                 input: json!({"metadata": {"name": "gp"}, "provisioner": PLUGIN_NAME,
                     "allowedTopologies": [zone_term(LABEL_ZONE, &["us-east-1a"]),
                         {"matchLabelExpressions": []}]}),
-                want: Ok(json!({"metadata": {"name": "gp"}, "provisioner": PLUGIN_NAME,
-                    "allowedTopologies": [zone_term(TOPOLOGY_KEY, &["us-east-1a"]), {}]})),
+                want: Ok(
+                    json!({"metadata": {"name": "gp"}, "provisioner": PLUGIN_NAME,
+                    "allowedTopologies": [zone_term(TOPOLOGY_KEY, &["us-east-1a"]), {}]}),
+                ),
             },
         ];
         for case in cases {
-            check(case.name, AwsEbs.storage_class_to_csi(sc(case.input)), &case.want);
+            check(
+                case.name,
+                AwsEbs.storage_class_to_csi(sc(case.input)),
+                &case.want,
+            );
         }
     }
 
     #[test]
     fn ebs_volume_id_parsing() {
         let bad = |id: &str, reason| {
-            Err(TranslateError::InvalidEbsVolumeId { id: id.into(), field: "f", reason })
+            Err(TranslateError::InvalidEbsVolumeId {
+                id: id.into(),
+                field: "f",
+                reason,
+            })
         };
         let cases: Vec<(&str, &str, Result<String>)> = vec![
-            ("ebs_bare_volume_id_is_kept", "vol-0abc", Ok("vol-0abc".into())),
-            ("ebs_unprefixed_garbage_is_accepted_verbatim", "garbage/with/slash",
-                Ok("garbage/with/slash".into())),
-            ("ebs_uppercase_scheme_is_not_a_url", "AWS://zone/vol-1", Ok("AWS://zone/vol-1".into())),
-            ("ebs_aws_url_with_zone_gives_bare_id", "aws://us-west-2a/vol-0abc", Ok("vol-0abc".into())),
-            ("ebs_aws_url_without_zone_gives_bare_id", "aws:///vol-0abc", Ok("vol-0abc".into())),
-            ("ebs_aws_url_trailing_slash_is_trimmed", "aws://z/vol-1/", Ok("vol-1".into())),
-            ("ebs_aws_url_query_and_fragment_are_ignored", "aws://z/vol-1?x=1#frag",
-                Ok("vol-1".into())),
-            ("ebs_aws_url_path_escapes_are_decoded", "aws://z/vol-%41b", Ok("vol-Ab".into())),
-            ("ebs_aws_url_with_port_and_userinfo_is_accepted", "aws://u:p@z:80/vol-1",
-                Ok("vol-1".into())),
-            ("ebs_aws_url_with_volume_in_host_position_is_rejected", "aws://vol-0abc",
-                bad("aws://vol-0abc", "expected aws://<zone>/vol-<id>")),
-            ("ebs_aws_url_without_vol_prefix_is_rejected", "aws://z/disk-1",
-                bad("aws://z/disk-1", "expected aws://<zone>/vol-<id>")),
-            ("ebs_aws_url_with_nested_path_is_rejected", "aws://z/a/vol-1",
-                bad("aws://z/a/vol-1", "expected aws://<zone>/vol-<id>")),
-            ("ebs_aws_url_escaped_slash_is_rejected", "aws://z/vol-a%2Fb",
-                bad("aws://z/vol-a%2Fb", "expected aws://<zone>/vol-<id>")),
-            ("ebs_aws_url_bad_escape_is_rejected", "aws://z/vol-%zz",
-                bad("aws://z/vol-%zz", "invalid URL escape")),
-            ("ebs_aws_url_truncated_escape_is_rejected", "aws://z/vol-%4",
-                bad("aws://z/vol-%4", "invalid URL escape")),
-            ("ebs_aws_url_bad_escape_in_fragment_is_rejected", "aws://z/vol-1#%",
-                bad("aws://z/vol-1#%", "invalid URL escape")),
-            ("ebs_aws_url_non_numeric_port_is_rejected", "aws://z:ab/vol-1",
-                bad("aws://z:ab/vol-1", "invalid port in URL")),
-            ("ebs_aws_url_space_in_host_is_rejected", "aws://us east/vol-1",
-                bad("aws://us east/vol-1", "invalid character in host name")),
-            ("ebs_aws_url_ascii_escape_in_host_is_rejected", "aws://%41/vol-1",
-                bad("aws://%41/vol-1", "invalid character in host name")),
-            ("ebs_aws_url_control_character_is_rejected", "aws://z/vol-\n1",
-                bad("aws://z/vol-\n1", "invalid control character in URL")),
-            ("ebs_aws_url_bad_userinfo_is_rejected", "aws://a b@z/vol-1",
-                bad("aws://a b@z/vol-1", "invalid userinfo")),
-            ("ebs_aws_url_unclosed_ipv6_host_is_rejected", "aws://[::1/vol-1",
-                bad("aws://[::1/vol-1", "missing ']' in host")),
-            ("ebs_aws_url_non_ascii_host_is_accepted", "aws://zöne/vol-1", Ok("vol-1".into())),
+            (
+                "ebs_bare_volume_id_is_kept",
+                "vol-0abc",
+                Ok("vol-0abc".into()),
+            ),
+            (
+                "ebs_unprefixed_garbage_is_accepted_verbatim",
+                "garbage/with/slash",
+                Ok("garbage/with/slash".into()),
+            ),
+            (
+                "ebs_uppercase_scheme_is_not_a_url",
+                "AWS://zone/vol-1",
+                Ok("AWS://zone/vol-1".into()),
+            ),
+            (
+                "ebs_aws_url_with_zone_gives_bare_id",
+                "aws://us-west-2a/vol-0abc",
+                Ok("vol-0abc".into()),
+            ),
+            (
+                "ebs_aws_url_without_zone_gives_bare_id",
+                "aws:///vol-0abc",
+                Ok("vol-0abc".into()),
+            ),
+            (
+                "ebs_aws_url_trailing_slash_is_trimmed",
+                "aws://z/vol-1/",
+                Ok("vol-1".into()),
+            ),
+            (
+                "ebs_aws_url_query_and_fragment_are_ignored",
+                "aws://z/vol-1?x=1#frag",
+                Ok("vol-1".into()),
+            ),
+            (
+                "ebs_aws_url_path_escapes_are_decoded",
+                "aws://z/vol-%41b",
+                Ok("vol-Ab".into()),
+            ),
+            (
+                "ebs_aws_url_with_port_and_userinfo_is_accepted",
+                "aws://u:p@z:80/vol-1",
+                Ok("vol-1".into()),
+            ),
+            (
+                "ebs_aws_url_with_volume_in_host_position_is_rejected",
+                "aws://vol-0abc",
+                bad("aws://vol-0abc", "expected aws://<zone>/vol-<id>"),
+            ),
+            (
+                "ebs_aws_url_without_vol_prefix_is_rejected",
+                "aws://z/disk-1",
+                bad("aws://z/disk-1", "expected aws://<zone>/vol-<id>"),
+            ),
+            (
+                "ebs_aws_url_with_nested_path_is_rejected",
+                "aws://z/a/vol-1",
+                bad("aws://z/a/vol-1", "expected aws://<zone>/vol-<id>"),
+            ),
+            (
+                "ebs_aws_url_escaped_slash_is_rejected",
+                "aws://z/vol-a%2Fb",
+                bad("aws://z/vol-a%2Fb", "expected aws://<zone>/vol-<id>"),
+            ),
+            (
+                "ebs_aws_url_bad_escape_is_rejected",
+                "aws://z/vol-%zz",
+                bad("aws://z/vol-%zz", "invalid URL escape"),
+            ),
+            (
+                "ebs_aws_url_truncated_escape_is_rejected",
+                "aws://z/vol-%4",
+                bad("aws://z/vol-%4", "invalid URL escape"),
+            ),
+            (
+                "ebs_aws_url_bad_escape_in_fragment_is_rejected",
+                "aws://z/vol-1#%",
+                bad("aws://z/vol-1#%", "invalid URL escape"),
+            ),
+            (
+                "ebs_aws_url_non_numeric_port_is_rejected",
+                "aws://z:ab/vol-1",
+                bad("aws://z:ab/vol-1", "invalid port in URL"),
+            ),
+            (
+                "ebs_aws_url_space_in_host_is_rejected",
+                "aws://us east/vol-1",
+                bad("aws://us east/vol-1", "invalid character in host name"),
+            ),
+            (
+                "ebs_aws_url_ascii_escape_in_host_is_rejected",
+                "aws://%41/vol-1",
+                bad("aws://%41/vol-1", "invalid character in host name"),
+            ),
+            (
+                "ebs_aws_url_control_character_is_rejected",
+                "aws://z/vol-\n1",
+                bad("aws://z/vol-\n1", "invalid control character in URL"),
+            ),
+            (
+                "ebs_aws_url_bad_userinfo_is_rejected",
+                "aws://a b@z/vol-1",
+                bad("aws://a b@z/vol-1", "invalid userinfo"),
+            ),
+            (
+                "ebs_aws_url_unclosed_ipv6_host_is_rejected",
+                "aws://[::1/vol-1",
+                bad("aws://[::1/vol-1", "missing ']' in host"),
+            ),
+            (
+                "ebs_aws_url_non_ascii_host_is_accepted",
+                "aws://zöne/vol-1",
+                Ok("vol-1".into()),
+            ),
         ];
         for (name, id, want) in cases {
             assert_eq!(ebs_volume_id(id, "f"), want, "case {name:?}");
@@ -439,35 +541,48 @@ mod tests {
             Case {
                 name: "ebs_inline_gets_bare_id_partition_zero_and_rwo",
                 input: json!({"name": "v", "awsElasticBlockStore": {"volumeID": "aws://us-east-1a/vol-1"}}),
-                want: Ok(json!({"metadata": {"name": "ebs.csi.aws.com-vol-1"}, "spec": {
+                want: Ok(
+                    json!({"metadata": {"name": "ebs.csi.aws.com-vol-1"}, "spec": {
                     "accessModes": ["ReadWriteOnce"],
                     "csi": {"driver": DRIVER_NAME, "volumeHandle": "vol-1",
-                        "volumeAttributes": {"partition": "0"}}}})),
+                        "volumeAttributes": {"partition": "0"}}}}),
+                ),
             },
             Case {
                 name: "ebs_inline_read_only_keeps_rwo_and_sets_read_only",
                 input: json!({"name": "v", "awsElasticBlockStore": {"volumeID": "vol-1",
                     "readOnly": true, "fsType": "xfs", "partition": 2}}),
-                want: Ok(json!({"metadata": {"name": "ebs.csi.aws.com-vol-1"}, "spec": {
+                want: Ok(
+                    json!({"metadata": {"name": "ebs.csi.aws.com-vol-1"}, "spec": {
                     "accessModes": ["ReadWriteOnce"],
                     "csi": {"driver": DRIVER_NAME, "volumeHandle": "vol-1", "readOnly": true,
-                        "fsType": "xfs", "volumeAttributes": {"partition": "2"}}}})),
+                        "fsType": "xfs", "volumeAttributes": {"partition": "2"}}}}),
+                ),
             },
             Case {
                 name: "ebs_inline_invalid_aws_url_is_rejected",
                 input: json!({"name": "v", "awsElasticBlockStore": {"volumeID": "aws://vol-1"}}),
-                want: Err(TranslateError::InvalidEbsVolumeId { id: "aws://vol-1".into(),
-                    field: "awsElasticBlockStore.volumeID", reason: "expected aws://<zone>/vol-<id>" }),
+                want: Err(TranslateError::InvalidEbsVolumeId {
+                    id: "aws://vol-1".into(),
+                    field: "awsElasticBlockStore.volumeID",
+                    reason: "expected aws://<zone>/vol-<id>",
+                }),
             },
             Case {
                 name: "ebs_inline_without_ebs_source_is_rejected",
                 input: json!({"name": "v", "gcePersistentDisk": {"pdName": "d"}}),
                 want: Err(TranslateError::MissingSource {
-                    field: "awsElasticBlockStore", object: "volume \"v\"".into() }),
+                    field: "awsElasticBlockStore",
+                    object: "volume \"v\"".into(),
+                }),
             },
         ];
         for case in cases {
-            check(case.name, AwsEbs.inline_to_csi(&vol(case.input), ""), &case.want);
+            check(
+                case.name,
+                AwsEbs.inline_to_csi(&vol(case.input), ""),
+                &case.want,
+            );
         }
     }
 
@@ -491,12 +606,14 @@ mod tests {
                 input: json!({"metadata": {"name": "p", "labels": {LABEL_ZONE: "us-east-1a"}},
                     "spec": {"accessModes": ["ReadOnlyMany", "ReadWriteMany"],
                     "awsElasticBlockStore": {"volumeID": "aws://us-east-1a/vol-1", "fsType": "ext4"}}}),
-                want: Ok(json!({"metadata": {"name": "p", "labels": {LABEL_ZONE: "us-east-1a"}},
+                want: Ok(
+                    json!({"metadata": {"name": "p", "labels": {LABEL_ZONE: "us-east-1a"}},
                     "spec": {"accessModes": ["ReadOnlyMany", "ReadWriteMany"],
                     "csi": {"driver": DRIVER_NAME, "volumeHandle": "vol-1", "fsType": "ext4",
                         "volumeAttributes": {"partition": "0"}},
                     "nodeAffinity": required(json!([{"matchExpressions": [
-                        expr(TOPOLOGY_KEY, &["us-east-1a"])]}]))}})),
+                        expr(TOPOLOGY_KEY, &["us-east-1a"])]}]))}}),
+                ),
             },
             Case {
                 name: "ebs_pv_multi_zone_label_sorted_and_deduplicated",
@@ -515,22 +632,29 @@ mod tests {
                     "awsElasticBlockStore": {"volumeID": "vol-1"},
                     "nodeAffinity": required(json!([{"matchExpressions": [
                         expr(LABEL_BETA_ZONE, &["us-east-1a"]), expr(LABEL_BETA_REGION, &["us-east-1"])]}]))}}),
-                want: Ok(json!({"metadata": {"name": "p"}, "spec": {"csi": csi("vol-1"),
+                want: Ok(
+                    json!({"metadata": {"name": "p"}, "spec": {"csi": csi("vol-1"),
                     "nodeAffinity": required(json!([{"matchExpressions": [
-                        expr(TOPOLOGY_KEY, &["us-east-1a"]), expr(LABEL_REGION, &["us-east-1"])]}]))}})),
+                        expr(TOPOLOGY_KEY, &["us-east-1a"]), expr(LABEL_REGION, &["us-east-1"])]}]))}}),
+                ),
             },
             Case {
                 name: "ebs_pv_with_volume_in_host_position_is_rejected",
                 input: json!({"metadata": {"name": "p"},
                     "spec": {"awsElasticBlockStore": {"volumeID": "aws://vol-1"}}}),
-                want: Err(TranslateError::InvalidEbsVolumeId { id: "aws://vol-1".into(),
-                    field: "spec.awsElasticBlockStore.volumeID", reason: "expected aws://<zone>/vol-<id>" }),
+                want: Err(TranslateError::InvalidEbsVolumeId {
+                    id: "aws://vol-1".into(),
+                    field: "spec.awsElasticBlockStore.volumeID",
+                    reason: "expected aws://<zone>/vol-<id>",
+                }),
             },
             Case {
                 name: "ebs_pv_without_ebs_source_is_rejected",
                 input: json!({"metadata": {"name": "p"}, "spec": {}}),
                 want: Err(TranslateError::MissingSource {
-                    field: "spec.awsElasticBlockStore", object: "persistent volume \"p\"".into() }),
+                    field: "spec.awsElasticBlockStore",
+                    object: "persistent volume \"p\"".into(),
+                }),
             },
         ];
         for case in cases {
@@ -558,19 +682,25 @@ mod tests {
                 name: "ebs_rollback_without_topology_keeps_bare_id",
                 input: json!({"metadata": {"name": "p"}, "spec": {"csi": {"driver": DRIVER_NAME,
                     "volumeHandle": "vol-1", "fsType": "ext4", "readOnly": true}}}),
-                want: Ok(json!({"metadata": {"name": "p"}, "spec": {"awsElasticBlockStore": {
-                    "volumeID": "vol-1", "fsType": "ext4", "readOnly": true}}})),
+                want: Ok(
+                    json!({"metadata": {"name": "p"}, "spec": {"awsElasticBlockStore": {
+                    "volumeID": "vol-1", "fsType": "ext4", "readOnly": true}}}),
+                ),
             },
             Case {
                 name: "ebs_rollback_parses_partition",
                 input: csi_pv(json!({"partition": "3"}), &[]),
-                want: Ok(json!({"metadata": {"name": "p"}, "spec": {"awsElasticBlockStore": {
-                    "volumeID": "vol-1", "partition": 3}}})),
+                want: Ok(
+                    json!({"metadata": {"name": "p"}, "spec": {"awsElasticBlockStore": {
+                    "volumeID": "vol-1", "partition": 3}}}),
+                ),
             },
             Case {
                 name: "ebs_rollback_rejects_empty_partition",
                 input: csi_pv(json!({"partition": ""}), &[]),
-                want: Err(TranslateError::InvalidPartition { value: String::new() }),
+                want: Err(TranslateError::InvalidPartition {
+                    value: String::new(),
+                }),
             },
             Case {
                 name: "ebs_rollback_adds_region_from_availability_zone",
@@ -596,29 +726,67 @@ mod tests {
             Case {
                 name: "ebs_rollback_unknown_zone_format_fails",
                 input: csi_pv(json!({}), &[&["us-west-10a"]]),
-                want: Err(TranslateError::Region(RegionError::UnexpectedAwsZone("us-west-10a".into()))),
+                want: Err(TranslateError::Region(RegionError::UnexpectedAwsZone(
+                    "us-west-10a".into(),
+                ))),
             },
         ];
         for case in cases {
-            check(case.name, AwsEbs.csi_pv_to_in_tree(pv(case.input)), &case.want);
+            check(
+                case.name,
+                AwsEbs.csi_pv_to_in_tree(pv(case.input)),
+                &case.want,
+            );
         }
     }
 
     #[test]
     fn ebs_region_from_zones() {
         let cases: [(&str, &[&str], Result<String, RegionError>); 9] = [
-            ("ebs_region_availability_zone", &["us-west-2a"], Ok("us-west-2".into())),
-            ("ebs_region_gov_zone", &["us-gov-east-1a"], Ok("us-gov-east-1".into())),
-            ("ebs_region_local_zone", &["us-west-2-lax-1a"], Ok("us-west-2".into())),
-            ("ebs_region_wavelength_zone", &["us-east-1-wl1-bos-wlz-1"], Ok("us-east-1".into())),
-            ("ebs_region_zones_of_one_region", &["us-west-2a", "us-west-2-lax-1a"], Ok("us-west-2".into())),
+            (
+                "ebs_region_availability_zone",
+                &["us-west-2a"],
+                Ok("us-west-2".into()),
+            ),
+            (
+                "ebs_region_gov_zone",
+                &["us-gov-east-1a"],
+                Ok("us-gov-east-1".into()),
+            ),
+            (
+                "ebs_region_local_zone",
+                &["us-west-2-lax-1a"],
+                Ok("us-west-2".into()),
+            ),
+            (
+                "ebs_region_wavelength_zone",
+                &["us-east-1-wl1-bos-wlz-1"],
+                Ok("us-east-1".into()),
+            ),
+            (
+                "ebs_region_zones_of_one_region",
+                &["us-west-2a", "us-west-2-lax-1a"],
+                Ok("us-west-2".into()),
+            ),
             ("ebs_region_no_zones", &[], Err(RegionError::NoZones)),
-            ("ebs_region_two_digit_zone_suffix", &["us-west-10a"],
-                Err(RegionError::UnexpectedAwsZone("us-west-10a".into()))),
-            ("ebs_region_six_part_zone", &["a-b-c-d-e-f"],
-                Err(RegionError::UnexpectedAwsZone("a-b-c-d-e-f".into()))),
-            ("ebs_region_mixed_regions", &["us-west-2a", "eu-west-1b"],
-                Err(RegionError::MultipleRegions(vec!["eu-west-1".into(), "us-west-2".into()]))),
+            (
+                "ebs_region_two_digit_zone_suffix",
+                &["us-west-10a"],
+                Err(RegionError::UnexpectedAwsZone("us-west-10a".into())),
+            ),
+            (
+                "ebs_region_six_part_zone",
+                &["a-b-c-d-e-f"],
+                Err(RegionError::UnexpectedAwsZone("a-b-c-d-e-f".into())),
+            ),
+            (
+                "ebs_region_mixed_regions",
+                &["us-west-2a", "eu-west-1b"],
+                Err(RegionError::MultipleRegions(vec![
+                    "eu-west-1".into(),
+                    "us-west-2".into(),
+                ])),
+            ),
         ];
         for (name, zones, want) in cases {
             let zones: Vec<String> = zones.iter().map(|z| (*z).to_owned()).collect();

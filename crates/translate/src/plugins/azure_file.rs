@@ -218,3 +218,260 @@ impl InTreePlugin for AzureFile {
         Ok(pv)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::test_support::{check, json, pv, sc, vol};
+
+    struct Case {
+        name: &'static str,
+        input: Value,
+        want: Result<Value>,
+    }
+
+    #[test]
+    fn azure_file_storage_class_is_unchanged() {
+        let input = json!({"metadata": {"name": "af"}, "provisioner": PLUGIN_NAME,
+            "parameters": {"skuName": "Standard_LRS", "fstype": "ext4", "zone": "1"},
+            "allowedTopologies": [{"matchLabelExpressions": [
+                {"key": "topology.kubernetes.io/zone", "values": ["1"]}]}]});
+        let out = AzureFile.storage_class_to_csi(sc(input.clone())).unwrap();
+        assert_eq!(
+            json(&out),
+            input,
+            "azure_file_sc_parameters_and_topologies_untouched"
+        );
+    }
+
+    #[test]
+    fn azure_file_storage_account_name() {
+        let cases = [
+            (
+                "azure_file_account_from_secret_pattern",
+                "azure-storage-account-acct-secret",
+                "acct",
+            ),
+            (
+                "azure_file_account_with_dash",
+                "azure-storage-account-a-dup-secret",
+                "a-dup",
+            ),
+            (
+                "azure_file_account_greedy_and_unanchored",
+                "xazure-storage-account-a-secret-b-secretx",
+                "a-secret-b",
+            ),
+            (
+                "azure_file_account_falls_back_to_secret_name",
+                "my-secret",
+                "my-secret",
+            ),
+        ];
+        for (name, secret, want) in cases {
+            assert_eq!(storage_account_name(secret), want, "case {name:?}");
+        }
+    }
+
+    #[test]
+    fn azure_file_inline_volume_to_csi() {
+        let secret = "azure-storage-account-acct-secret";
+        let cases = [
+            (
+                Case {
+                    name: "azure_file_inline_uses_pod_namespace",
+                    input: json!({"name": "vol", "azureFile": {"secretName": secret,
+                    "shareName": "share", "readOnly": true}}),
+                    want: Ok(
+                        json!({"metadata": {"name": "#acct#share#vol#team"}, "spec": {
+                    "accessModes": ["ReadWriteMany"], "csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "#acct#share#vol#team", "readOnly": true,
+                    "volumeAttributes": {"sharename": "share"},
+                    "nodeStageSecretRef": {"name": secret, "namespace": "team"}}}}),
+                    ),
+                },
+                "team",
+            ),
+            (
+                Case {
+                    name: "azure_file_inline_without_pod_namespace_uses_default",
+                    input: json!({"name": "vol", "azureFile": {"secretName": "plain",
+                    "shareName": "share", "readOnly": false}}),
+                    want: Ok(
+                        json!({"metadata": {"name": "#plain#share#vol#default"}, "spec": {
+                    "accessModes": ["ReadWriteMany"], "csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "#plain#share#vol#default",
+                    "volumeAttributes": {"sharename": "share"},
+                    "nodeStageSecretRef": {"name": "plain", "namespace": "default"}}}}),
+                    ),
+                },
+                "",
+            ),
+            (
+                Case {
+                    name: "azure_file_inline_without_azure_file_is_rejected",
+                    input: json!({"name": "vol", "azureDisk": {"diskName": "d", "diskURI": "u"}}),
+                    want: Err(TranslateError::MissingSource {
+                        field: "azureFile",
+                        object: "volume \"vol\"".into(),
+                    }),
+                },
+                "team",
+            ),
+        ];
+        for (case, namespace) in cases {
+            check(
+                case.name,
+                AzureFile.inline_to_csi(&vol(case.input), namespace),
+                &case.want,
+            );
+        }
+    }
+
+    fn file_pv(annotations: Value, source: Value, claim_ns: Option<&str>) -> Value {
+        let mut spec = json!({"accessModes": ["ReadWriteMany"], "azureFile": source});
+        if let Some(ns) = claim_ns {
+            spec["claimRef"] = json!({"name": "claim", "namespace": ns});
+        }
+        json!({"metadata": {"name": "pv-1", "annotations": annotations}, "spec": spec})
+    }
+
+    #[test]
+    fn azure_file_pv_to_csi() {
+        let secret = "azure-storage-account-acct-secret";
+        let cases = [
+            Case {
+                name: "azure_file_pv_handle_has_resource_group_and_secret_namespace",
+                input: file_pv(
+                    json!({RESOURCE_GROUP_ANNOTATION: "rg"}),
+                    json!({"secretName": secret, "shareName": "share", "secretNamespace": "sec-ns"}),
+                    Some("claim-ns"),
+                ),
+                want: Ok(json!({"metadata": {"name": "pv-1",
+                        "annotations": {RESOURCE_GROUP_ANNOTATION: "rg"}},
+                    "spec": {"accessModes": ["ReadWriteMany"],
+                    "claimRef": {"name": "claim", "namespace": "claim-ns"},
+                    "csi": {"driver": DRIVER_NAME, "volumeHandle": "rg#acct#share#pv-1#sec-ns",
+                        "volumeAttributes": {"sharename": "share"},
+                        "nodeStageSecretRef": {"name": secret, "namespace": "sec-ns"}}}})),
+            },
+            Case {
+                name: "azure_file_pv_falls_back_to_claim_namespace",
+                input: file_pv(
+                    json!({}),
+                    json!({"secretName": secret, "shareName": "share", "readOnly": true}),
+                    Some("claim-ns"),
+                ),
+                want: Ok(json!({"metadata": {"name": "pv-1", "annotations": {}},
+                    "spec": {"accessModes": ["ReadWriteMany"],
+                    "claimRef": {"name": "claim", "namespace": "claim-ns"},
+                    "csi": {"driver": DRIVER_NAME, "volumeHandle": "#acct#share#pv-1#claim-ns",
+                        "readOnly": true, "volumeAttributes": {"sharename": "share"},
+                        "nodeStageSecretRef": {"name": secret, "namespace": "claim-ns"}}}})),
+            },
+            Case {
+                name: "azure_file_pv_empty_secret_namespace_does_not_fall_back",
+                input: file_pv(
+                    json!({}),
+                    json!({"secretName": secret, "shareName": "share", "secretNamespace": ""}),
+                    Some("claim-ns"),
+                ),
+                want: Err(TranslateError::MissingSecretNamespace),
+            },
+            Case {
+                name: "azure_file_pv_without_any_namespace_is_rejected",
+                input: file_pv(
+                    json!({}),
+                    json!({"secretName": secret, "shareName": "share"}),
+                    None,
+                ),
+                want: Err(TranslateError::MissingSecretNamespace),
+            },
+            Case {
+                name: "azure_file_pv_without_azure_file_is_rejected",
+                input: json!({"metadata": {"name": "pv-1"}, "spec": {}}),
+                want: Err(TranslateError::MissingSource {
+                    field: "spec.azureFile",
+                    object: "persistent volume \"pv-1\"".into(),
+                }),
+            },
+        ];
+        for case in cases {
+            check(case.name, AzureFile.pv_to_csi(pv(case.input)), &case.want);
+        }
+    }
+
+    fn csi_pv(handle: &str, extra: Value) -> Value {
+        let mut csi = json!({"driver": DRIVER_NAME, "volumeHandle": handle});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            csi[k] = v.clone();
+        }
+        json!({"metadata": {"name": "pv-1"}, "spec": {"csi": csi}})
+    }
+
+    #[test]
+    fn azure_file_csi_pv_to_in_tree() {
+        let cases = [
+            Case {
+                name: "azure_file_rollback_reads_attributes_case_insensitively",
+                input: csi_pv(
+                    "rg#acct#share#pv-1#ns",
+                    json!({"readOnly": true, "volumeAttributes": {
+                    "shareName": "s1", "SecretName": "sec", "secretnamespace": "ns1"}}),
+                ),
+                want: Ok(json!({"metadata": {"name": "pv-1"}, "spec": {"azureFile": {
+                    "shareName": "s1", "secretName": "sec", "secretNamespace": "ns1",
+                    "readOnly": true}}})),
+            },
+            Case {
+                name: "azure_file_rollback_secret_ref_overrides_even_with_empty_namespace",
+                input: csi_pv(
+                    "rg#acct#share",
+                    json!({"volumeAttributes": {"sharename": "s1",
+                    "secretname": "attr-sec", "secretnamespace": "attr-ns"},
+                    "nodeStageSecretRef": {"name": "ref-sec"}}),
+                ),
+                want: Ok(json!({"metadata": {"name": "pv-1"}, "spec": {"azureFile": {
+                    "shareName": "s1", "secretName": "ref-sec", "secretNamespace": ""}}})),
+            },
+            Case {
+                name: "azure_file_rollback_parses_handle_for_share_secret_and_resource_group",
+                input: csi_pv("rg#acct#share#pv-1#ignored-ns", json!({})),
+                want: Ok(json!({"metadata": {"name": "pv-1",
+                        "annotations": {RESOURCE_GROUP_ANNOTATION: "rg"}},
+                    "spec": {"azureFile": {"shareName": "share",
+                        "secretName": "azure-storage-account-acct-secret",
+                        "secretNamespace": "default"}}})),
+            },
+            Case {
+                name: "azure_file_rollback_empty_resource_group_adds_no_annotation",
+                input: csi_pv(
+                    "#acct#share",
+                    json!({"nodeStageSecretRef": {"name": "s",
+                    "namespace": "n"}}),
+                ),
+                want: Ok(json!({"metadata": {"name": "pv-1"}, "spec": {"azureFile": {
+                    "shareName": "share", "secretName": "s", "secretNamespace": "n"}}})),
+            },
+            Case {
+                name: "azure_file_rollback_rejects_handle_with_one_separator",
+                input: csi_pv("acct#share", json!({})),
+                want: Err(TranslateError::InvalidVolumeHandle {
+                    handle: "acct#share".into(),
+                    field: "spec.csi.volumeHandle",
+                    reason: "should at least contain two #".into(),
+                }),
+            },
+        ];
+        for case in cases {
+            check(
+                case.name,
+                AzureFile.csi_pv_to_in_tree(pv(case.input)),
+                &case.want,
+            );
+        }
+    }
+}

@@ -120,3 +120,173 @@ impl InTreePlugin for Cinder {
         Ok(pv)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::TranslateError;
+    use crate::test_support::{check, pv, sc, vol};
+    use crate::topology::{LABEL_BETA_REGION, LABEL_BETA_ZONE, LABEL_ZONE};
+
+    struct Case {
+        name: &'static str,
+        input: Value,
+        want: Result<Value>,
+    }
+
+    fn class(extra: Value) -> Value {
+        let mut sc = json!({"metadata": {"name": "c"}, "provisioner": PLUGIN_NAME});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            sc[k] = v.clone();
+        }
+        sc
+    }
+
+    #[test]
+    fn cinder_storage_class_to_csi() {
+        let cases = [
+            Case {
+                name: "cinder_sc_fstype_renamed_zone_and_availability_copied",
+                input: class(
+                    json!({"parameters": {"FSType": "ext4", "availability": "nova",
+                    "zone": "z1", "zones": "z1,z2", "type": "ssd"}}),
+                ),
+                want: Ok(class(
+                    json!({"parameters": {"csi.storage.k8s.io/fstype": "ext4",
+                    "availability": "nova", "zone": "z1", "zones": "z1,z2", "type": "ssd"}}),
+                )),
+            },
+            Case {
+                name: "cinder_sc_allowed_topologies_zone_keys_renamed",
+                input: class(json!({"parameters": {"zone": "z1"}, "allowedTopologies": [
+                    {"matchLabelExpressions": [{"key": LABEL_BETA_ZONE, "values": ["z1"]},
+                        {"key": LABEL_BETA_REGION, "values": ["r1"]}]}]})),
+                want: Ok(class(
+                    json!({"parameters": {"zone": "z1"}, "allowedTopologies": [
+                    {"matchLabelExpressions": [{"key": TOPOLOGY_KEY, "values": ["z1"]},
+                        {"key": LABEL_BETA_REGION, "values": ["r1"]}]}]}),
+                )),
+            },
+            Case {
+                name: "cinder_sc_without_parameters_omits_them",
+                input: class(json!({"parameters": {}})),
+                want: Ok(class(json!({}))),
+            },
+            Case {
+                name: "cinder_sc_fstype_conflict_is_rejected",
+                input: class(json!({"parameters": {"fstype": "ext4", "FSTYPE": "xfs"}})),
+                want: Err(TranslateError::ConflictingParameters {
+                    first: "FSTYPE".into(),
+                    second: "fstype".into(),
+                    target: crate::parameters::CSI_FSTYPE.into(),
+                }),
+            },
+        ];
+        for case in cases {
+            check(
+                case.name,
+                Cinder.storage_class_to_csi(sc(case.input)),
+                &case.want,
+            );
+        }
+    }
+
+    #[test]
+    fn cinder_inline_volume_to_csi() {
+        let cases = [
+            Case {
+                name: "cinder_inline_copies_id_fstype_read_only",
+                input: json!({"name": "v", "cinder": {"volumeID": "abc", "fsType": "ext4",
+                    "readOnly": true, "secretRef": {"name": "s"}}}),
+                want: Ok(
+                    json!({"metadata": {"name": "cinder.csi.openstack.org-abc"}, "spec": {
+                    "accessModes": ["ReadWriteOnce"], "csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "abc", "fsType": "ext4", "readOnly": true}}}),
+                ),
+            },
+            Case {
+                name: "cinder_inline_without_cinder_is_rejected",
+                input: json!({"name": "v"}),
+                want: Err(crate::TranslateError::MissingSource {
+                    field: "cinder",
+                    object: "volume \"v\"".into(),
+                }),
+            },
+        ];
+        for case in cases {
+            check(
+                case.name,
+                Cinder.inline_to_csi(&vol(case.input), ""),
+                &case.want,
+            );
+        }
+    }
+
+    #[test]
+    fn cinder_pv_to_csi() {
+        let cases = [
+            Case {
+                name: "cinder_pv_drops_secret_ref_and_adds_zone_affinity",
+                input: json!({"metadata": {"name": "p", "labels": {LABEL_ZONE: "nova"}},
+                    "spec": {"cinder": {"volumeID": "abc", "secretRef": {"name": "s", "namespace": "n"}}}}),
+                want: Ok(
+                    json!({"metadata": {"name": "p", "labels": {LABEL_ZONE: "nova"}},
+                    "spec": {"csi": {"driver": DRIVER_NAME, "volumeHandle": "abc"},
+                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": TOPOLOGY_KEY, "operator": "In", "values": ["nova"]}]}]}}}}),
+                ),
+            },
+            Case {
+                name: "cinder_pv_without_cinder_is_rejected",
+                input: json!({"metadata": {"name": "p"}, "spec": {}}),
+                want: Err(crate::TranslateError::MissingSource {
+                    field: "spec.cinder",
+                    object: "persistent volume \"p\"".into(),
+                }),
+            },
+        ];
+        for case in cases {
+            check(case.name, Cinder.pv_to_csi(pv(case.input)), &case.want);
+        }
+    }
+
+    #[test]
+    fn cinder_csi_pv_to_in_tree() {
+        let cases = [
+            Case {
+                name: "cinder_rollback_restores_zone_without_region",
+                input: json!({"metadata": {"name": "p"}, "spec": {"csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "abc", "fsType": "xfs", "readOnly": true},
+                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": TOPOLOGY_KEY, "operator": "In", "values": ["nova", "az2"]}]}]}}}}),
+                want: Ok(
+                    json!({"metadata": {"name": "p", "labels": {LABEL_ZONE: "az2__nova"}},
+                    "spec": {"cinder": {"volumeID": "abc", "fsType": "xfs", "readOnly": true},
+                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": LABEL_ZONE, "operator": "In", "values": ["nova", "az2"]}]}]}}}}),
+                ),
+            },
+            Case {
+                name: "cinder_rollback_hostname_only_term_is_fine_without_region_parser",
+                input: json!({"metadata": {"name": "p"}, "spec": {"csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "abc"},
+                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n"]}]}]}}}}),
+                want: Ok(json!({"metadata": {"name": "p"},
+                    "spec": {"cinder": {"volumeID": "abc"},
+                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n"]}]}]}}}})),
+            },
+        ];
+        for case in cases {
+            check(
+                case.name,
+                Cinder.csi_pv_to_in_tree(pv(case.input)),
+                &case.want,
+            );
+        }
+    }
+}

@@ -732,6 +732,30 @@ mod tests {
                             "values": ["us-central1"]}]}]))}})),
             },
             Case {
+                name: "gce_existing_csi_key_affinity_is_left_as_is",
+                input: json!({"metadata": {"name": "pv-1"}, "spec": {
+                    "gcePersistentDisk": {"pdName": "pd-1"},
+                    "nodeAffinity": required(json!([{"matchExpressions": [
+                        {"key": TOPOLOGY_KEY, "operator": "In", "values": ["us-east1-a"]}]}]))}}),
+                want: Ok(json!({"metadata": {"name": "pv-1"}, "spec": {
+                    "csi": csi("projects/UNSPECIFIED/zones/UNSPECIFIED/disks/pd-1"),
+                    "nodeAffinity": required(json!([{"matchExpressions": [
+                        {"key": TOPOLOGY_KEY, "operator": "In", "values": ["us-east1-a"]}]}]))}})),
+            },
+            Case {
+                name: "gce_zone_affinity_is_renamed_in_every_term",
+                input: json!({"metadata": {"name": "pv-1"}, "spec": {
+                    "gcePersistentDisk": {"pdName": "pd-1"},
+                    "nodeAffinity": required(json!([
+                        {"matchExpressions": [{"key": LABEL_ZONE, "operator": "In", "values": ["europe-west1-f"]}]},
+                        {"matchExpressions": [{"key": LABEL_ZONE, "operator": "In", "values": ["europe-west1-g"]}]}]))}}),
+                want: Ok(json!({"metadata": {"name": "pv-1"}, "spec": {
+                    "csi": csi("projects/UNSPECIFIED/zones/UNSPECIFIED/disks/pd-1"),
+                    "nodeAffinity": required(json!([
+                        {"matchExpressions": [{"key": TOPOLOGY_KEY, "operator": "In", "values": ["europe-west1-f"]}]},
+                        {"matchExpressions": [{"key": TOPOLOGY_KEY, "operator": "In", "values": ["europe-west1-g"]}]}]))}})),
+            },
+            Case {
                 name: "gce_pv_without_gce_source_is_rejected",
                 input: json!({"metadata": {"name": "pv-1"}, "spec": {"nfs": {"server": "s", "path": "/"}}}),
                 want: Err(TranslateError::MissingSource {

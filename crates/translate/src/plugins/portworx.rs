@@ -148,3 +148,206 @@ impl InTreePlugin for Portworx {
         Ok(pv)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::TranslateError;
+    use crate::test_support::{check, pv, sc, vol};
+
+    struct Case {
+        name: &'static str,
+        input: Value,
+        want: Result<Value>,
+    }
+
+    fn secret_params(suffix: &str, value: &str) -> Value {
+        let mut map = serde_json::Map::new();
+        for op in SECRET_OPERATIONS {
+            map.insert(
+                format!("csi.storage.k8s.io/{op}-secret-{suffix}"),
+                json!(value),
+            );
+        }
+        Value::Object(map)
+    }
+
+    fn merged(parts: &[Value]) -> Value {
+        let mut map = serde_json::Map::new();
+        for part in parts {
+            for (k, v) in part.as_object().into_iter().flatten() {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        Value::Object(map)
+    }
+
+    #[test]
+    fn portworx_storage_class_to_csi() {
+        let cases = [
+            Case {
+                name: "portworx_sc_auth_secret_fans_out_and_provisioner_is_rewritten",
+                input: json!({"metadata": {"name": "px"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"repl": "3", "openstorage.io/auth-secret-name": "px-secret",
+                        "OpenStorage.io/Auth-Secret-Namespace": "px-ns"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "px"}, "provisioner": DRIVER_NAME,
+                    "parameters": merged(&[json!({"repl": "3"}),
+                        secret_params("name", "px-secret"), secret_params("namespace", "px-ns")])}),
+                ),
+            },
+            Case {
+                name: "portworx_sc_without_parameters_only_rewrites_provisioner",
+                input: json!({"metadata": {"name": "px"}, "provisioner": "anything"}),
+                want: Ok(json!({"metadata": {"name": "px"}, "provisioner": DRIVER_NAME})),
+            },
+            Case {
+                name: "portworx_sc_empty_parameters_are_omitted",
+                input: json!({"metadata": {"name": "px"}, "provisioner": PLUGIN_NAME, "parameters": {}}),
+                want: Ok(json!({"metadata": {"name": "px"}, "provisioner": DRIVER_NAME})),
+            },
+            Case {
+                name: "portworx_sc_other_keys_keep_their_case",
+                input: json!({"metadata": {"name": "px"}, "provisioner": PLUGIN_NAME,
+                    "parameters": {"IO_Priority": "high"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "px"}, "provisioner": DRIVER_NAME,
+                    "parameters": {"IO_Priority": "high"}}),
+                ),
+            },
+        ];
+        for case in cases {
+            check(
+                case.name,
+                Portworx.storage_class_to_csi(sc(case.input)),
+                &case.want,
+            );
+        }
+    }
+
+    #[test]
+    fn portworx_inline_volume_to_csi() {
+        let cases = [
+            Case {
+                name: "portworx_inline_read_only_picks_rox_but_not_csi_read_only",
+                input: json!({"name": "v", "portworxVolume": {"volumeID": "px-1", "fsType": "ext4",
+                    "readOnly": true}}),
+                want: Ok(
+                    json!({"metadata": {"name": "pxd.portworx.com-px-1"}, "spec": {
+                    "accessModes": ["ReadOnlyMany"], "csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "px-1", "fsType": "ext4"}}}),
+                ),
+            },
+            Case {
+                name: "portworx_inline_writable_is_rwo",
+                input: json!({"name": "v", "portworxVolume": {"volumeID": "px-1"}}),
+                want: Ok(
+                    json!({"metadata": {"name": "pxd.portworx.com-px-1"}, "spec": {
+                    "accessModes": ["ReadWriteOnce"], "csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "px-1"}}}),
+                ),
+            },
+            Case {
+                name: "portworx_inline_without_portworx_is_rejected",
+                input: json!({"name": "v"}),
+                want: Err(TranslateError::MissingSource {
+                    field: "portworxVolume",
+                    object: "volume \"v\"".into(),
+                }),
+            },
+        ];
+        for case in cases {
+            check(
+                case.name,
+                Portworx.inline_to_csi(&vol(case.input), ""),
+                &case.want,
+            );
+        }
+    }
+
+    fn px_pv(annotations: Value) -> Value {
+        json!({"metadata": {"name": "p", "annotations": annotations}, "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "portworxVolume": {"volumeID": "px-1", "fsType": "xfs", "readOnly": true}}})
+    }
+
+    fn csi_with_secret(secret: Option<Value>) -> Value {
+        let mut csi = json!({"driver": DRIVER_NAME, "volumeHandle": "px-1", "fsType": "xfs"});
+        if let Some(secret) = secret {
+            for field in [
+                "controllerPublishSecretRef",
+                "nodeStageSecretRef",
+                "nodePublishSecretRef",
+                "controllerExpandSecretRef",
+                "nodeExpandSecretRef",
+            ] {
+                csi[field] = secret.clone();
+            }
+        }
+        csi
+    }
+
+    #[test]
+    fn portworx_pv_to_csi() {
+        let both = json!({AUTH_SECRET_NAME: "s", AUTH_SECRET_NAMESPACE: "n"});
+        let empty = json!({AUTH_SECRET_NAME: "", AUTH_SECRET_NAMESPACE: ""});
+        let one = json!({AUTH_SECRET_NAME: "s"});
+        let cases = [
+            Case {
+                name: "portworx_pv_both_annotations_set_every_secret_ref",
+                input: px_pv(both.clone()),
+                want: Ok(
+                    json!({"metadata": {"name": "p", "annotations": both}, "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "csi": csi_with_secret(Some(json!({"name": "s", "namespace": "n"})))}}),
+                ),
+            },
+            Case {
+                name: "portworx_pv_empty_annotations_still_count_as_present",
+                input: px_pv(empty.clone()),
+                want: Ok(
+                    json!({"metadata": {"name": "p", "annotations": empty}, "spec": {
+                    "accessModes": ["ReadWriteMany"], "csi": csi_with_secret(Some(json!({})))}}),
+                ),
+            },
+            Case {
+                name: "portworx_pv_one_annotation_sets_no_secret_ref",
+                input: px_pv(one.clone()),
+                want: Ok(
+                    json!({"metadata": {"name": "p", "annotations": one}, "spec": {
+                    "accessModes": ["ReadWriteMany"], "csi": csi_with_secret(None)}}),
+                ),
+            },
+            Case {
+                name: "portworx_pv_without_portworx_is_rejected",
+                input: json!({"metadata": {"name": "p"}, "spec": {}}),
+                want: Err(TranslateError::MissingSource {
+                    field: "spec.portworxVolume",
+                    object: "persistent volume \"p\"".into(),
+                }),
+            },
+        ];
+        for case in cases {
+            check(case.name, Portworx.pv_to_csi(pv(case.input)), &case.want);
+        }
+    }
+
+    #[test]
+    fn portworx_csi_pv_to_in_tree() {
+        let input = json!({"metadata": {"name": "p"}, "spec": {"csi": {"driver": DRIVER_NAME,
+            "volumeHandle": "px-1", "fsType": "ext4", "readOnly": true,
+            "nodeStageSecretRef": {"name": "s", "namespace": "n"}}}});
+        let want = Ok(
+            json!({"metadata": {"name": "p"}, "spec": {"portworxVolume": {
+            "volumeID": "px-1", "fsType": "ext4", "readOnly": true}}}),
+        );
+        check(
+            "portworx_rollback_copies_read_only_and_drops_secrets",
+            Portworx.csi_pv_to_in_tree(pv(input)),
+            &want,
+        );
+    }
+}

@@ -280,3 +280,260 @@ impl InTreePlugin for Rbd {
         Ok(pv)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::test_support::{check, pv, sc, vol};
+
+    struct Case {
+        name: &'static str,
+        input: Value,
+        want: Result<Value>,
+    }
+
+    const MONS: &str = "10.70.53.126:6789";
+    const MONS_MD5: &str = "b7f67366bb43f32e07d8a261a7840da9";
+
+    fn defaults(extra: Value) -> Value {
+        let mut params = json!({"migration": "true", "pool": "rbd",
+            "csi.storage.k8s.io/provisioner-secret-namespace": "default",
+            "csi.storage.k8s.io/controller-expand-secret-namespace": "default",
+            "csi.storage.k8s.io/node-stage-secret-namespace": "default"});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            params[k] = v.clone();
+        }
+        params
+    }
+
+    fn class(provisioner: &str, parameters: Value) -> Value {
+        json!({"metadata": {"name": "ceph"}, "provisioner": provisioner, "parameters": parameters})
+    }
+
+    #[test]
+    fn rbd_cluster_id_is_md5_of_monitors() {
+        assert_eq!(cluster_id(MONS), MONS_MD5);
+        assert_eq!(
+            migration_volume_handle(MONS, "replicapool", "kubernetes-dynamic-pvc-e4111eb6"),
+            format!("mig_mons-{MONS_MD5}_image-e4111eb6_7265706c696361706f6f6c")
+        );
+    }
+
+    #[test]
+    fn rbd_storage_class_to_csi() {
+        let secrets = json!({"csi.storage.k8s.io/provisioner-secret-name": "admin-sec",
+            "csi.storage.k8s.io/node-stage-secret-name": "admin-sec",
+            "csi.storage.k8s.io/controller-expand-secret-name": "admin-sec"});
+        let cases = [
+            Case {
+                name: "rbd_sc_minimal_gets_defaults_cluster_id_and_provisioner",
+                input: class(
+                    PLUGIN_NAME,
+                    json!({"monitors": MONS, "adminSecretName": "admin-sec"}),
+                ),
+                want: Ok(class(
+                    DRIVER_NAME,
+                    defaults(json!({"monitors": MONS, "clusterID": MONS_MD5,
+                    "csi.storage.k8s.io/provisioner-secret-name": "admin-sec",
+                    "csi.storage.k8s.io/node-stage-secret-name": "admin-sec",
+                    "csi.storage.k8s.io/controller-expand-secret-name": "admin-sec"})),
+                )),
+            },
+            Case {
+                name: "rbd_sc_renames_known_keys_and_drops_user_keys",
+                input: class(
+                    PLUGIN_NAME,
+                    json!({"Monitors": MONS, "adminsecretname": "admin-sec",
+                    "AdminSecretNamespace": "ceph", "adminId": "kube", "pool": "replicapool",
+                    "imageFormat": "2", "ImageFeatures": "layering,fast-diff", "fsType": "xfs",
+                    "userId": "u", "userSecretName": "us", "userSecretNamespace": "un"}),
+                ),
+                want: Ok(class(
+                    DRIVER_NAME,
+                    json!({"migration": "true", "pool": "replicapool",
+                    "monitors": MONS, "clusterID": MONS_MD5, "adminId": "kube",
+                    "imageFormat": "2", "imageFeatures": "layering,fast-diff",
+                    "csi.storage.k8s.io/fstype": "xfs",
+                    "csi.storage.k8s.io/provisioner-secret-name": "admin-sec",
+                    "csi.storage.k8s.io/node-stage-secret-name": "admin-sec",
+                    "csi.storage.k8s.io/controller-expand-secret-name": "admin-sec",
+                    "csi.storage.k8s.io/provisioner-secret-namespace": "ceph",
+                    "csi.storage.k8s.io/controller-expand-secret-namespace": "ceph",
+                    "csi.storage.k8s.io/node-stage-secret-namespace": "ceph"}),
+                )),
+            },
+            Case {
+                name: "rbd_sc_without_admin_secret_is_rejected",
+                input: class(PLUGIN_NAME, json!({"monitors": MONS})),
+                want: Err(TranslateError::MissingCephAdminSecret),
+            },
+            Case {
+                name: "rbd_sc_with_empty_admin_secret_is_rejected",
+                input: class(
+                    PLUGIN_NAME,
+                    json!({"monitors": MONS, "adminSecretName": ""}),
+                ),
+                want: Err(TranslateError::MissingCephAdminSecret),
+            },
+            Case {
+                name: "rbd_sc_csi_secret_keys_given_directly_are_dropped",
+                input: class(PLUGIN_NAME, secrets),
+                want: Err(TranslateError::MissingCephAdminSecret),
+            },
+            Case {
+                name: "rbd_sc_without_monitors_is_rejected",
+                input: class(PLUGIN_NAME, json!({"adminSecretName": "s"})),
+                want: Err(TranslateError::MissingCephMonitors),
+            },
+            Case {
+                name: "rbd_sc_with_empty_monitors_is_rejected",
+                input: class(PLUGIN_NAME, json!({"monitors": "", "adminSecretName": "s"})),
+                want: Err(TranslateError::MissingCephMonitors),
+            },
+        ];
+        for case in cases {
+            check(
+                case.name,
+                Rbd.storage_class_to_csi(sc(case.input)),
+                &case.want,
+            );
+        }
+    }
+
+    #[test]
+    fn rbd_inline_volume_to_csi() {
+        let cases = [
+            Case {
+                name: "rbd_inline_uses_pod_namespace_for_secret_and_default_pool",
+                input: json!({"name": "v", "rbd": {"monitors": [MONS], "image": "img",
+                    "fsType": "ext4", "secretRef": {"name": "sec"}}}),
+                want: Ok(
+                    json!({"metadata": {"name": "rbd.csi.ceph.com-img"}, "spec": {
+                    "accessModes": ["ReadWriteOnce"], "csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "img", "fsType": "ext4",
+                    "volumeAttributes": {"clusterID": MONS_MD5, "pool": "rbd",
+                        "staticVolume": "true", "imageFeatures": "layering"},
+                    "nodeStageSecretRef": {"name": "sec", "namespace": "team"},
+                    "controllerExpandSecretRef": {"name": "sec", "namespace": "team"}}}}),
+                ),
+            },
+            Case {
+                name: "rbd_inline_without_secret_gets_empty_refs_and_read_only_rox",
+                input: json!({"name": "v", "rbd": {"monitors": ["a:1", "b:2"], "image": "img",
+                    "pool": "p", "readOnly": true}}),
+                want: Ok(
+                    json!({"metadata": {"name": "rbd.csi.ceph.com-img"}, "spec": {
+                    "accessModes": ["ReadOnlyMany"], "csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "img",
+                    "volumeAttributes": {"clusterID": cluster_id("a:1,b:2"), "pool": "p",
+                        "staticVolume": "true", "imageFeatures": "layering"},
+                    "nodeStageSecretRef": {}, "controllerExpandSecretRef": {}}}}),
+                ),
+            },
+            Case {
+                name: "rbd_inline_without_rbd_is_rejected",
+                input: json!({"name": "v"}),
+                want: Err(TranslateError::MissingSource {
+                    field: "rbd",
+                    object: "volume \"v\"".into(),
+                }),
+            },
+        ];
+        for case in cases {
+            check(
+                case.name,
+                Rbd.inline_to_csi(&vol(case.input), "team"),
+                &case.want,
+            );
+        }
+    }
+
+    #[test]
+    fn rbd_pv_to_csi() {
+        let image = "kubernetes-dynamic-pvc-e4111eb6-4088-11ec-b823-0242ac110003";
+        let handle = format!(
+            "mig_mons-{MONS_MD5}_image-e4111eb6-4088-11ec-b823-0242ac110003_7265706c696361706f6f6c"
+        );
+        let cases = [
+            Case {
+                name: "rbd_pv_composes_migration_handle_and_replaces_access_modes",
+                input: json!({"metadata": {"name": "p"}, "spec": {"accessModes": ["ReadWriteMany"],
+                    "rbd": {"monitors": [MONS], "image": image, "pool": "replicapool",
+                    "fsType": "ext4", "secretRef": {"name": "s", "namespace": "n"}}}}),
+                want: Ok(
+                    json!({"metadata": {"name": "p"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                    "csi": {"driver": DRIVER_NAME, "volumeHandle": handle, "fsType": "ext4",
+                    "volumeAttributes": {"clusterID": MONS_MD5, "staticVolume": "true",
+                        "imageName": image, "pool": "replicapool", "imageFeatures": "layering",
+                        "imageFormat": "", "journalPool": "", "migration": "true",
+                        "tryOtherMounters": "true"},
+                    "nodeStageSecretRef": {"name": "s", "namespace": "n"},
+                    "controllerExpandSecretRef": {"name": "s", "namespace": "n"}}}}),
+                ),
+            },
+            Case {
+                name: "rbd_pv_annotated_handle_and_attributes_are_reused",
+                input: json!({"metadata": {"name": "p", "annotations": {
+                        VOLUME_HANDLE_ANNOTATION: "0001-abc", "clusterID": "cid",
+                        "imageFeatures": "layering,exclusive-lock", "imageFormat": "2",
+                        "journalPool": "jp"}},
+                    "spec": {"rbd": {"monitors": [MONS], "image": "img", "readOnly": true}}}),
+                want: Ok(json!({"metadata": {"name": "p", "annotations": {
+                        VOLUME_HANDLE_ANNOTATION: "0001-abc", "clusterID": "cid",
+                        "imageFeatures": "layering,exclusive-lock", "imageFormat": "2",
+                        "journalPool": "jp"}},
+                    "spec": {"accessModes": ["ReadOnlyMany"], "csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "0001-abc",
+                    "volumeAttributes": {"clusterID": "cid", "imageName": "img", "pool": "",
+                        "imageFeatures": "layering,exclusive-lock", "imageFormat": "2",
+                        "journalPool": "jp", "migration": "true", "tryOtherMounters": "true"}}}})),
+            },
+            Case {
+                name: "rbd_pv_without_rbd_is_rejected",
+                input: json!({"metadata": {"name": "p"}, "spec": {}}),
+                want: Err(TranslateError::MissingSource {
+                    field: "spec.rbd",
+                    object: "persistent volume \"p\"".into(),
+                }),
+            },
+        ];
+        for case in cases {
+            check(case.name, Rbd.pv_to_csi(pv(case.input)), &case.want);
+        }
+    }
+
+    #[test]
+    fn rbd_csi_pv_to_in_tree() {
+        let cases = [
+            Case {
+                name: "rbd_rollback_moves_handle_and_attributes_to_annotations",
+                input: json!({"metadata": {"name": "p"}, "spec": {"csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "0001-abc", "fsType": "ext4", "readOnly": true,
+                    "volumeAttributes": {"imageName": "img", "pool": "replicapool", "adminId": "kube",
+                        "clusterID": "cid", "imageFeatures": "layering"},
+                    "nodeStageSecretRef": {"name": "s", "namespace": "n"}}}}),
+                want: Ok(json!({"metadata": {"name": "p", "annotations": {
+                        VOLUME_HANDLE_ANNOTATION: "0001-abc", "clusterID": "cid", "journalPool": "",
+                        "imageFeatures": "layering", "imageFormat": ""}},
+                    "spec": {"rbd": {"monitors": [""], "image": "img", "pool": "replicapool",
+                    "user": "kube", "fsType": "ext4", "readOnly": true,
+                    "secretRef": {"name": "s", "namespace": "n"}}}})),
+            },
+            Case {
+                name: "rbd_rollback_defaults_user_to_admin",
+                input: json!({"metadata": {"name": "p"}, "spec": {"csi": {"driver": DRIVER_NAME,
+                    "volumeHandle": "h"}}}),
+                want: Ok(json!({"metadata": {"name": "p", "annotations": {
+                        VOLUME_HANDLE_ANNOTATION: "h", "clusterID": "", "journalPool": "",
+                        "imageFeatures": "", "imageFormat": ""}},
+                    "spec": {"rbd": {"monitors": [""], "image": "", "user": "admin"}}})),
+            },
+        ];
+        for case in cases {
+            check(case.name, Rbd.csi_pv_to_in_tree(pv(case.input)), &case.want);
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! The HTTP(S) front of the simulated API server: discovery, the resource paths
+//! kubectl and kube-rs use, and streaming watches.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::api_error::ApiError;
+use crate::patch::PatchKind;
+use crate::resource::ResourceType;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::{DeleteOptions, Deleted, ListOptions, Store, Subresource, event_for_watch};
+
+/// The Kubernetes version the simulator reports (it chooses the kubectl a dispatcher runs).
+pub const SERVER_MINOR: &str = "33";
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct ApiServer {
+    store: Arc<Store>,
+}
+
+/// The parsed request target.
+struct Target {
+    rt: ResourceType,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn error_response(error: &ApiError) -> Response {
+    json_response(
+        StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &error.status(),
+    )
+}
+
+impl ApiServer {
+    /// An API server over `store`.
+    pub fn new(store: Arc<Store>) -> Self {
+        Self { store }
+    }
+
+    /// The axum router serving every path.
+    pub fn router(self) -> Router {
+        Router::new().fallback(handle).with_state(self)
+    }
+
+    fn discovery(&self, path: &str) -> Option<Value> {
+        let resources = self.store.resources();
+        let group_list = |group: &str, version: &str| {
+            let entries: Vec<Value> = resources
+                .iter()
+                .filter(|r| r.group == group && r.version == version)
+                .flat_map(ResourceType::discovery_entry)
+                .collect();
+            (!entries.is_empty()).then(|| {
+                json!({"kind": "APIResourceList", "apiVersion": "v1",
+                       "groupVersion": if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") },
+                       "resources": entries})
+            })
+        };
+        match path.trim_end_matches('/') {
+            "/version" => Some(json!({
+                "major": "1", "minor": SERVER_MINOR, "gitVersion": format!("v1.{SERVER_MINOR}.0-csi-migrate-sim"),
+                "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+                "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"
+            })),
+            "/api" => Some(json!({"kind": "APIVersions", "versions": ["v1"],
+                                  "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})),
+            "/apis" => {
+                let mut groups: Vec<(String, String)> = resources
+                    .iter()
+                    .filter(|r| !r.group.is_empty())
+                    .map(|r| (r.group.clone(), r.version.clone()))
+                    .collect();
+                groups.sort();
+                groups.dedup();
+                let groups: Vec<Value> = groups
+                    .iter()
+                    .map(|(g, v)| {
+                        let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+                        json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+                    })
+                    .collect();
+                Some(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+            }
+            "/api/v1" => group_list("", "v1"),
+            other => {
+                let rest = other.strip_prefix("/apis/")?;
+                match rest.split('/').collect::<Vec<_>>().as_slice() {
+                    [group, version] => group_list(group, version),
+                    [group] => {
+                        let versions: Vec<&ResourceType> =
+                            resources.iter().filter(|r| r.group == *group).collect();
+                        let first = versions.first()?;
+                        let gv = json!({"groupVersion": format!("{group}/{}", first.version), "version": first.version});
+                        Some(
+                            json!({"kind": "APIGroup", "apiVersion": "v1", "name": group,
+                                    "versions": [gv.clone()], "preferredVersion": gv}),
+                        )
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    fn target(&self, path: &str) -> Result<Target, ApiError> {
+        let unknown = || ApiError::unknown_path(path);
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (group, version, rest) = match segments.as_slice() {
+            ["api", version, rest @ ..] => ("", *version, rest),
+            ["apis", group, version, rest @ ..] => (*group, *version, rest),
+            _ => return Err(unknown()),
+        };
+        let lookup = |plural: &str| {
+            self.store
+                .resource(group, plural)
+                .filter(|r| r.version == version)
+                .ok_or_else(unknown)
+        };
+        let target = |rt, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
+            rt,
+            namespace: namespace.map(str::to_owned),
+            name: name.map(str::to_owned),
+            subresource: sub.map(str::to_owned),
+        };
+        match rest {
+            ["namespaces", ns, plural, tail @ ..]
+                if self
+                    .store
+                    .resource(group, plural)
+                    .is_some_and(|r| r.namespaced) =>
+            {
+                let rt = lookup(plural)?;
+                match tail {
+                    [] => Ok(target(rt, Some(ns), None, None)),
+                    [name] => Ok(target(rt, Some(ns), Some(name), None)),
+                    [name, sub] => Ok(target(rt, Some(ns), Some(name), Some(sub))),
+                    _ => Err(unknown()),
+                }
+            }
+            [plural] => Ok(target(lookup(plural)?, None, None, None)),
+            [plural, name] => Ok(target(lookup(plural)?, None, Some(name), None)),
+            [plural, name, sub] => Ok(target(lookup(plural)?, None, Some(name), Some(sub))),
+            _ => Err(unknown()),
+        }
+    }
+}
+
+fn list_options(query: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
+    Ok(ListOptions {
+        labels: LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?,
+        fields: FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?,
+        limit: query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0),
+        continue_token: query.get("continue").filter(|c| !c.is_empty()).cloned(),
+    })
+}
+
+fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Ok(Value::Null);
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
+    let json = serde_json::from_str(text);
+    match json {
+        Ok(value) => Ok(value),
+        Err(e) if content_type.contains("yaml") => serde_saphyr::from_str(text).map_err(|ye| {
+            ApiError::bad_request(format!(
+                "cannot decode the request body as YAML: {ye} (JSON: {e})"
+            ))
+        }),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "cannot decode the request body: {e}"
+        ))),
+    }
+}
+
+fn delete_options(body: &Value, query: &HashMap<String, String>) -> DeleteOptions {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    DeleteOptions {
+        propagation_policy: text(body.get("propagationPolicy"))
+            .or_else(|| query.get("propagationPolicy").cloned())
+            .or_else(
+                || match body.get("orphanDependents").and_then(Value::as_bool) {
+                    Some(true) => Some("Orphan".to_owned()),
+                    Some(false) => Some("Background".to_owned()),
+                    None => None,
+                },
+            ),
+        precondition_uid: text(body.pointer("/preconditions/uid")),
+        precondition_resource_version: text(body.pointer("/preconditions/resourceVersion")),
+        grace_period_seconds: body
+            .get("gracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok())),
+    }
+}
+
+async fn handle(
+    State(server): State<ApiServer>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    tracing::debug!(%method, %uri, "request");
+    if method == Method::GET {
+        if matches!(path.as_str(), "/healthz" | "/readyz" | "/livez") {
+            return (StatusCode::OK, "ok").into_response();
+        }
+        if path == "/_sim/v1/objects" {
+            return json_response(StatusCode::OK, &server.store.dump());
+        }
+        if let Some(document) = server.discovery(&path) {
+            return json_response(StatusCode::OK, &document);
+        }
+    }
+    match serve_resource(&server, &method, &path, &query, &headers, &body) {
+        Ok(Served::Json(status, value)) => json_response(status, &value),
+        Ok(Served::Watch(watched)) => {
+            let (target, options) = *watched;
+            watch(&server, target, &query, options)
+        }
+        Err(error) => {
+            tracing::debug!(%method, %uri, code = error.code, message = %error.message, "request failed");
+            error_response(&error)
+        }
+    }
+}
+
+enum Served {
+    Json(StatusCode, Value),
+    Watch(Box<(Target, ListOptions)>),
+}
+
+fn serve_resource(
+    server: &ApiServer,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Served, ApiError> {
+    let store = &server.store;
+    let target = server.target(path)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let subresource = match target.subresource.as_deref() {
+        None => Subresource::Main,
+        Some("status") if target.rt.has_status => Subresource::Status,
+        Some(other) => {
+            return Err(ApiError::unknown_path(&format!(
+                "{path} (subresource {other:?})"
+            )));
+        }
+    };
+    let ns = target.namespace.as_deref();
+    let ok = |v: Value| Ok(Served::Json(StatusCode::OK, v));
+    match (method.as_str(), target.name.as_deref()) {
+        ("GET", None) => {
+            let options = list_options(query)?;
+            if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                return Ok(Served::Watch(Box::new((target, options))));
+            }
+            ok(store.list(&target.rt, ns, &options)?)
+        }
+        ("GET", Some(name)) => ok(store.get(&target.rt, ns, name)?),
+        ("POST", None) => {
+            let object = parse_body(body, content_type)?;
+            Ok(Served::Json(
+                StatusCode::CREATED,
+                store.create(&target.rt, ns, object)?,
+            ))
+        }
+        ("PUT", Some(name)) => ok(store.update(
+            &target.rt,
+            ns,
+            name,
+            parse_body(body, content_type)?,
+            subresource,
+        )?),
+        ("PATCH", Some(name)) => {
+            let kind = PatchKind::from_content_type(content_type)?;
+            let patch = parse_body(body, content_type)?;
+            let existed = store.get(&target.rt, ns, name).is_ok();
+            let object = store.patch(&target.rt, ns, name, kind, &patch, subresource)?;
+            let status = if existed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            Ok(Served::Json(status, object))
+        }
+        ("DELETE", Some(name)) => {
+            let options = delete_options(&parse_body(body, content_type)?, query);
+            match store.delete(&target.rt, ns, name, &options)? {
+                Deleted::Pending(object) => ok(object),
+                Deleted::Removed(object) if target.rt.returns_deleted_object => ok(object),
+                Deleted::Removed(object) => ok(json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                    "details": {"name": name, "group": target.rt.group, "kind": target.rt.plural,
+                                "uid": object.pointer("/metadata/uid").cloned().unwrap_or(Value::Null)}
+                })),
+            }
+        }
+        ("DELETE", None) => {
+            let options = delete_options(&parse_body(body, content_type)?, query);
+            let list = store.list(&target.rt, ns, &list_options(query)?)?;
+            let mut deleted = Vec::new();
+            for item in list["items"].as_array().into_iter().flatten() {
+                let name = item
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let item_ns = item.pointer("/metadata/namespace").and_then(Value::as_str);
+                if let Ok(Deleted::Removed(o) | Deleted::Pending(o)) =
+                    store.delete(&target.rt, item_ns, name, &options)
+                {
+                    deleted.push(o);
+                }
+            }
+            ok(
+                json!({"apiVersion": target.rt.api_version(), "kind": format!("{}List", target.rt.kind),
+                      "metadata": {"resourceVersion": store.resource_version().to_string()}, "items": deleted}),
+            )
+        }
+        (verb, _) => Err(ApiError::method_not_allowed(format!(
+            "{verb} is not supported on {path}"
+        ))),
+    }
+}
+
+/// One watch event line.
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = json!({"type": kind, "object": object}).to_string();
+    line.push('\n');
+    Bytes::from(line)
+}
+
+fn watch(
+    server: &ApiServer,
+    target: Target,
+    query: &HashMap<String, String>,
+    options: ListOptions,
+) -> Response {
+    let namespace = target.namespace.clone();
+    let start = match server.store.watch(
+        &target.rt,
+        namespace.as_deref(),
+        query.get("resourceVersion").map(String::as_str),
+        &options,
+    ) {
+        Ok(start) => start,
+        Err(error) => return error_response(&error),
+    };
+    let timeout = Duration::from_secs(
+        query
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(1800),
+    );
+    let bookmarks = query
+        .get("allowWatchBookmarks")
+        .is_some_and(|b| b == "true");
+    let rt = target.rt;
+    let resource = format!("{}/{}", rt.group, rt.plural);
+    let expired = |message: String| {
+        event_line(
+            "ERROR",
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                    "message": message, "reason": "Expired", "code": 410}),
+        )
+    };
+    let mut initial: Vec<Bytes> = Vec::new();
+    if let Some(message) = start.too_old {
+        initial.push(expired(message));
+        let body = Body::from_stream(futures::stream::iter(
+            initial.into_iter().map(Ok::<_, std::io::Error>),
+        ));
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
+    }
+    let mut last_rv = 0;
+    for event in &start.replay {
+        if let Some(kind) = event_for_watch(event, &resource, namespace.as_deref(), &options) {
+            initial.push(event_line(kind.as_str(), &event.object));
+        }
+        last_rv = last_rv.max(event.resource_version);
+    }
+    let store = server.store.clone();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let state = (start.live, last_rv, false);
+    let live = futures::stream::unfold(state, move |(mut live, last_rv, done)| {
+        let (resource, namespace, options, store, rt) = (
+            resource.clone(),
+            namespace.clone(),
+            options.clone(),
+            store.clone(),
+            rt.clone(),
+        );
+        async move {
+            if done {
+                return None;
+            }
+            loop {
+                let next = tokio::time::timeout_at(
+                    deadline.min(tokio::time::Instant::now() + Duration::from_secs(5)),
+                    live.recv(),
+                )
+                .await;
+                match next {
+                    Ok(Ok(event)) => {
+                        if event.resource_version <= last_rv {
+                            continue; // already replayed from history
+                        }
+                        if let Some(kind) =
+                            event_for_watch(&event, &resource, namespace.as_deref(), &options)
+                        {
+                            return Some((
+                                event_line(kind.as_str(), &event.object),
+                                (live, event.resource_version, false),
+                            ));
+                        }
+                    }
+                    Ok(Err(RecvError::Lagged(_))) => {
+                        let message = format!(
+                            "too old resource version: {last_rv} ({})",
+                            store.resource_version()
+                        );
+                        return Some((expired(message), (live, last_rv, true)));
+                    }
+                    Ok(Err(RecvError::Closed)) => return None,
+                    Err(_) if tokio::time::Instant::now() >= deadline => return None,
+                    Err(_) if bookmarks => {
+                        let rv = store.resource_version();
+                        let object = json!({"kind": rt.kind, "apiVersion": rt.api_version(),
+                                            "metadata": {"resourceVersion": rv.to_string()}});
+                        return Some((event_line("BOOKMARK", &object), (live, last_rv, false)));
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    });
+    let stream = futures::stream::iter(initial)
+        .chain(live)
+        .map(Ok::<_, std::io::Error>);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// A running simulated API server.
+pub struct RunningServer {
+    /// The address it listens on.
+    pub address: SocketAddr,
+    /// `http://…` or `https://…`.
+    pub url: String,
+    /// The CA certificate (PEM) clients must trust, for HTTPS.
+    pub ca_pem: Option<String>,
+    handle: axum_server::Handle<SocketAddr>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections and ends open ones.
+    pub fn shutdown(&self) {
+        self.handle.shutdown();
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {error}")]
+    Bind {
+        /// The address asked for.
+        address: SocketAddr,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The TLS certificate could not be made or loaded.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+}
+
+/// Serves `store` on `address` (port 0 picks one), over HTTPS with a fresh CA and
+/// leaf certificate when `tls` is true. Returns once listening.
+pub async fn serve(
+    store: Arc<Store>,
+    address: SocketAddr,
+    tls: bool,
+) -> Result<RunningServer, ServeError> {
+    let listener = std::net::TcpListener::bind(address)
+        .map_err(|error| ServeError::Bind { address, error })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|error| ServeError::Bind { address, error })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|error| ServeError::Bind { address, error })?;
+    let app = ApiServer::new(store).router();
+    let handle = axum_server::Handle::new();
+    let (url, ca_pem) = if tls {
+        let certs = crate::tls::ServingCertificates::generate()
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem(
+            certs.chain_pem().into_bytes(),
+            certs.key_pem.into_bytes(),
+        )
+        .await
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+        let server = axum_server::from_tcp_rustls(listener, config)
+            .map_err(|error| ServeError::Bind { address, error })?
+            .handle(handle.clone());
+        tokio::spawn(async move { server.serve(app.into_make_service()).await });
+        (format!("https://{bound}"), Some(certs.ca_pem))
+    } else {
+        let server = axum_server::from_tcp(listener)
+            .map_err(|error| ServeError::Bind { address, error })?
+            .handle(handle.clone());
+        tokio::spawn(async move { server.serve(app.into_make_service()).await });
+        (format!("http://{bound}"), None)
+    };
+    Ok(RunningServer {
+        address: bound,
+        url,
+        ca_pem,
+        handle,
+    })
+}
