@@ -316,3 +316,200 @@ mod process {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// `csi-migrate sim` driven by the real kubectl.
+mod sim {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A running `csi-migrate sim`, stopped on drop.
+    struct Sim {
+        child: std::process::Child,
+        dir: PathBuf,
+        kubeconfig: PathBuf,
+    }
+
+    impl Sim {
+        fn start(name: &str, extra: &[&str]) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("csi-migrate-sim-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let kubeconfig = dir.join("kubeconfig");
+            let mut args = vec![
+                "sim",
+                "--listen",
+                "127.0.0.1:0",
+                "--kubeconfig-out",
+                kubeconfig.to_str().unwrap(),
+            ];
+            args.extend_from_slice(extra);
+            let child = Command::new(BIN)
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !kubeconfig.exists() {
+                assert!(
+                    Instant::now() < deadline,
+                    "sim did not write its kubeconfig"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Self {
+                child,
+                dir,
+                kubeconfig,
+            }
+        }
+
+        /// Runs kubectl (which must be installed) against the simulator.
+        fn kubectl(&self, args: &[&str]) -> Output {
+            Command::new("kubectl")
+                .args(args)
+                .arg("--cache-dir")
+                .arg(self.dir.join("cache"))
+                .env("KUBECONFIG", &self.kubeconfig)
+                .output()
+                .expect("kubectl must be installed to run these tests (.ci/run installs it)")
+        }
+
+        fn kubectl_ok(&self, args: &[&str]) -> String {
+            let out = self.kubectl(args);
+            assert!(
+                out.status.success(),
+                "kubectl {args:?} failed: {}{}",
+                stdout(&out),
+                stderr(&out)
+            );
+            stdout(&out)
+        }
+    }
+
+    impl Drop for Sim {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn repo_path(path: &str) -> String {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn webhook_manifests_apply_cleanly_with_kubectl() {
+        for tls in [false, true] {
+            let sim = Sim::start(
+                if tls { "apply-tls" } else { "apply" },
+                if tls { &["--tls"] } else { &[] },
+            );
+            let manifests = repo_path("deploy/webhook");
+            let first = sim.kubectl_ok(&["apply", "-f", &manifests]);
+            assert!(
+                first.contains("namespace/csi-migrate-system created"),
+                "{first}"
+            );
+            assert!(first.contains("validatingwebhookconfiguration.admissionregistration.k8s.io/csi-migrate-webhook created"));
+            let second = sim.kubectl_ok(&["apply", "-f", &manifests]);
+            assert!(
+                second.contains("deployment.apps/csi-migrate-webhook unchanged"),
+                "{second}"
+            );
+            let replicas = sim.kubectl_ok(&[
+                "get",
+                "deployment",
+                "csi-migrate-webhook",
+                "-n",
+                "csi-migrate-system",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ]);
+            assert_eq!(replicas, "2");
+            sim.kubectl_ok(&["delete", "-f", &manifests, "--wait=true", "--timeout=20s"]);
+            let gone = sim.kubectl(&["get", "namespace", "csi-migrate-system"]);
+            assert!(!gone.status.success());
+            assert!(
+                stderr(&gone).contains("namespaces \"csi-migrate-system\" not found"),
+                "{}",
+                stderr(&gone)
+            );
+        }
+    }
+
+    #[test]
+    fn kubectl_server_side_apply_patch_and_finalizer_wait() {
+        let sim = Sim::start("ssa", &[]);
+        let dir = std::env::temp_dir().join(format!("csi-migrate-ssa-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let claim = dir.join("claim.yaml");
+        std::fs::write(
+            &claim,
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data-0, namespace: default}\n\
+             spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
+        )
+        .unwrap();
+        let applied = sim.kubectl_ok(&["apply", "--server-side", "-f", claim.to_str().unwrap()]);
+        assert!(
+            applied.contains("persistentvolumeclaim/data-0 serverside-applied"),
+            "{applied}"
+        );
+        let finalizers = sim.kubectl_ok(&[
+            "get",
+            "pvc",
+            "data-0",
+            "-o",
+            "jsonpath={.metadata.finalizers}",
+        ]);
+        assert_eq!(finalizers, r#"["kubernetes.io/pvc-protection"]"#);
+
+        // Deleting leaves the claim terminating while the protection finalizer is there.
+        sim.kubectl_ok(&["delete", "pvc", "data-0", "--wait=false"]);
+        let stamp = sim.kubectl_ok(&[
+            "get",
+            "pvc",
+            "data-0",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ]);
+        assert!(!stamp.is_empty());
+        let waiter = Command::new("kubectl")
+            .args([
+                "wait",
+                "--for=delete",
+                "pvc/data-0",
+                "--timeout=20s",
+                "--cache-dir",
+            ])
+            .arg(sim.dir.join("cache-wait"))
+            .env("KUBECONFIG", &sim.kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        sim.kubectl_ok(&[
+            "patch",
+            "pvc",
+            "data-0",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ]);
+        let waited = waiter.wait_with_output().unwrap();
+        assert!(
+            waited.status.success(),
+            "kubectl wait: {}{}",
+            stdout(&waited),
+            stderr(&waited)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

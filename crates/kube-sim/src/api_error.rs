@@ -163,6 +163,16 @@ impl ApiError {
         }
     }
 
+    /// 403 for a request admission refuses.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            code: 403,
+            reason: "Forbidden",
+            message: message.into(),
+            details: None,
+        }
+    }
+
     /// 405 for a verb the path does not support.
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self {

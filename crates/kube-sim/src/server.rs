@@ -24,6 +24,9 @@ use crate::store::{DeleteOptions, Deleted, ListOptions, Store, Subresource, even
 /// The Kubernetes version the simulator reports (it chooses the kubectl a dispatcher runs).
 pub const SERVER_MINOR: &str = "33";
 
+/// How long a deleted namespace stays Terminating before its contents go.
+const NAMESPACE_CLEANUP_DELAY: Duration = Duration::from_millis(1000);
+
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct ApiServer {
@@ -123,6 +126,59 @@ impl ApiServer {
                 }
             }
         }
+    }
+
+    /// A minimal OpenAPI v3: an index of group-versions and, per group-version, the
+    /// write operations with their `fieldValidation` parameter, which is what kubectl
+    /// checks before it relies on server-side field validation.
+    fn openapi_v3(&self, path: &str) -> Option<Value> {
+        let resources = self.store.resources();
+        let group_version_path = |r: &ResourceType| {
+            if r.group.is_empty() {
+                format!("api/{}", r.version)
+            } else {
+                format!("apis/{}/{}", r.group, r.version)
+            }
+        };
+        let path = path.trim_end_matches('/');
+        if path == "/openapi/v3" {
+            let mut index = serde_json::Map::new();
+            for r in &resources {
+                let gv = group_version_path(r);
+                let url = format!("/openapi/v3/{gv}?hash={}", self.store.resources().len());
+                index.insert(gv, json!({"serverRelativeURL": url}));
+            }
+            return Some(json!({"paths": index}));
+        }
+        let gv = path.strip_prefix("/openapi/v3/")?;
+        let mut paths = serde_json::Map::new();
+        for r in resources.iter().filter(|r| group_version_path(r) == gv) {
+            let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+            let operation = |action: &str| {
+                json!({"x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk,
+                       "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                                      {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                                      {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}}],
+                       "responses": {"200": {"description": "OK"}}})
+            };
+            let base = if r.namespaced {
+                format!("/{gv}/namespaces/{{namespace}}/{}", r.plural)
+            } else {
+                format!("/{gv}/{}", r.plural)
+            };
+            paths.insert(base.clone(), json!({"post": operation("post")}));
+            paths.insert(
+                format!("{base}/{{name}}"),
+                json!({"put": operation("put"), "patch": operation("patch")}),
+            );
+        }
+        if paths.is_empty() {
+            return None;
+        }
+        Some(
+            json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": format!("v1.{SERVER_MINOR}.0")},
+                    "paths": paths, "components": {"schemas": {}}}),
+        )
     }
 
     fn target(&self, path: &str) -> Result<Target, ApiError> {
@@ -235,7 +291,7 @@ async fn handle(
         if path == "/_sim/v1/objects" {
             return json_response(StatusCode::OK, &server.store.dump());
         }
-        if let Some(document) = server.discovery(&path) {
+        if let Some(document) = server.discovery(&path).or_else(|| server.openapi_v3(&path)) {
             return json_response(StatusCode::OK, &document);
         }
     }
@@ -320,6 +376,17 @@ fn serve_resource(
         ("DELETE", Some(name)) => {
             let options = delete_options(&parse_body(body, content_type)?, query);
             match store.delete(&target.rt, ns, name, &options)? {
+                Deleted::Pending(object)
+                    if target.rt.group.is_empty() && target.rt.plural == "namespaces" =>
+                {
+                    // The namespace controller empties a terminating namespace a moment later.
+                    let (store, name) = (store.clone(), name.to_owned());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(NAMESPACE_CLEANUP_DELAY).await;
+                        store.purge_namespace(&name);
+                    });
+                    ok(object)
+                }
                 Deleted::Pending(object) => ok(object),
                 Deleted::Removed(object) if target.rt.returns_deleted_object => ok(object),
                 Deleted::Removed(object) => ok(json!({

@@ -788,9 +788,15 @@ impl Store {
                 })
                 .unwrap_or(30)
                 > 0;
+        // A namespace first turns Terminating; `purge_namespace` (the namespace
+        // controller's job) removes its contents and then the namespace.
+        let namespace_kind = rt.group.is_empty() && rt.plural == "namespaces";
+        if namespace_kind {
+            updated["status"] = json!({"phase": "Terminating"});
+        }
         state.resource_version += 1;
         let new_rv = state.resource_version;
-        if list.is_empty() && !graceful {
+        if list.is_empty() && !graceful && !namespace_kind {
             updated["metadata"]["resourceVersion"] = json!(new_rv.to_string());
             if let Some(m) = state.objects.get_mut(&store_key) {
                 m.remove(&key);
@@ -850,7 +856,41 @@ impl Store {
         Ok(Deleted::Pending(updated))
     }
 
-    /// A deleted namespace takes its objects with it (the namespace controller's job, done at once).
+    /// Removes a terminating namespace and everything in it, as the namespace controller does.
+    pub fn purge_namespace(&self, name: &str) {
+        let mut state = self.lock();
+        let key = (String::new(), name.to_owned());
+        let Some(namespace) = state
+            .objects
+            .get_mut("/namespaces")
+            .and_then(|m| m.remove(&key))
+        else {
+            return;
+        };
+        let Some(rt) = state
+            .resources
+            .iter()
+            .find(|r| r.group.is_empty() && r.plural == "namespaces")
+            .cloned()
+        else {
+            return;
+        };
+        self.remove_dependents_of_namespace(&mut state, &rt, &namespace);
+        state.resource_version += 1;
+        let rv = state.resource_version;
+        self.emit(
+            &mut state,
+            Event {
+                kind: EventType::Deleted,
+                resource: "/namespaces".to_owned(),
+                object: namespace,
+                previous: None,
+                resource_version: rv,
+            },
+        );
+    }
+
+    /// Removes every object of a namespace (the namespace controller's job).
     fn remove_dependents_of_namespace(
         &self,
         state: &mut State,
