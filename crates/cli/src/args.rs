@@ -30,6 +30,16 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Translate(TranslateArgs),
 
+    /// Find everything still on in-tree volume plugins, and every blocker to migrating it.
+    ///
+    /// Reads the current kubeconfig context (read-only get/list; see
+    /// deploy/scan/clusterrole.yaml), or dumps given with --from: YAML or JSON files,
+    /// multi-document YAML, v1 Lists, `kubectl get … -o json|yaml` output, directories of
+    /// them (add `kubectl version -o json` output for the server version). Without -n
+    /// every namespace is scanned. Exit code 1 when a finding reaches --fail-on, 2 on bad
+    /// input. The JSON report is documented in docs/scan-json.md.
+    Scan(ScanArgs),
+
     /// Serve the admission webhook that keeps a cluster from sliding back to in-tree volumes.
     ///
     /// Certificate, key and policy files are re-read when they change. See deploy/webhook/.
@@ -39,6 +49,160 @@ pub enum Command {
     ///
     /// Writes a kubeconfig that kubectl and csi-migrate accept; point KUBECONFIG at it.
     Sim(SimArgs),
+
+    /// Show the preflight and the exact steps of an in-place migration to CSI (read-only).
+    ///
+    /// Exit code 1 when preflight finds blockers (each names the object and field at fault).
+    Plan(PlanArgs),
+
+    /// Migrate a workload's volumes to native CSI PersistentVolumes in place (same disks, same claims).
+    ///
+    /// Backs up every object into --work-dir, then runs the plan one replica at a time,
+    /// journaling each step; an interrupted run continues with `csi-migrate resume`.
+    Migrate(MigrateArgs),
+
+    /// Continue an interrupted migration from its work dir's journal.
+    Resume(ResumeArgs),
+}
+
+/// Which cluster to talk to, as with kubectl.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(subcommand)]
+    pub workload: PlanWorkload,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanWorkload {
+    /// A StatefulSet, migrated rolling: one replica at a time.
+    Statefulset(PlanStatefulSetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanStatefulSetArgs {
+    /// The StatefulSet.
+    pub name: String,
+
+    /// Its namespace.
+    #[arg(short = 'n', long, value_name = "NS", default_value = "default")]
+    pub namespace: String,
+
+    /// The CSI StorageClass the volumes move to.
+    #[arg(long = "to-storageclass", value_name = "SC")]
+    pub to_storageclass: String,
+
+    /// Allow a single-replica workload (it is down while its volume is replaced).
+    #[arg(long)]
+    pub allow_downtime: bool,
+
+    /// Reclaim policy of the new PVs, set once they are Bound (default: each old PV's own).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub reclaim_policy: Option<ReclaimPolicyArg>,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = PlanOutput::Table)]
+    pub output: PlanOutput,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanOutput {
+    /// Readable summary: volumes, warnings, numbered steps.
+    Table,
+    /// The plan as stored in plan.json (schema csi-migrate.plan/v1).
+    Json,
+    /// The same as YAML.
+    Yaml,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    #[command(subcommand)]
+    pub workload: MigrateWorkload,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateWorkload {
+    /// A StatefulSet, migrated rolling: one replica at a time.
+    Statefulset(MigrateStatefulSetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateStatefulSetArgs {
+    /// The StatefulSet.
+    pub name: String,
+
+    /// Its namespace.
+    #[arg(short = 'n', long, value_name = "NS", default_value = "default")]
+    pub namespace: String,
+
+    /// The CSI StorageClass the volumes move to.
+    #[arg(long = "to-storageclass", value_name = "SC")]
+    pub to_storageclass: String,
+
+    /// Directory for the lock, backups, plan and journal (created; must not hold a run).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: PathBuf,
+
+    /// Run the preflight and show the plan; write nothing to the cluster or the work dir.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Allow a single-replica workload (it is down while its volume is replaced).
+    #[arg(long)]
+    pub allow_downtime: bool,
+
+    /// Reclaim policy of the new PVs, set once they are Bound (default: each old PV's own).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub reclaim_policy: Option<ReclaimPolicyArg>,
+
+    /// Longest any single wait (pod gone, claim Bound, pod Ready…) may take, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReclaimPolicyArg {
+    /// Keep the disk when the claim is deleted.
+    #[value(name = "Retain", alias = "retain")]
+    Retain,
+    /// Delete the disk when the claim is deleted.
+    #[value(name = "Delete", alias = "delete")]
+    Delete,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// The work dir of the interrupted run.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: PathBuf,
+
+    /// Longest any single wait may take, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,9 +242,16 @@ pub struct SimArgs {
     #[arg(long, value_name = "FILE")]
     pub kubeconfig_out: Option<PathBuf>,
 
-    /// Starting state. Only `empty` exists until the simulated controllers land.
-    #[arg(long, value_name = "NAME", default_value = "empty", value_parser = ["empty"])]
+    /// Starting state: empty, vsphere-statefulset, ebs-statefulset or mixed (every
+    /// in-tree plugin). Workloads are Running and their disks hold data when the
+    /// kubeconfig appears.
+    #[arg(long, value_name = "NAME", default_value = "empty",
+          value_parser = ["empty", "vsphere-statefulset", "ebs-statefulset", "mixed"])]
     pub scenario: String,
+
+    /// Delay before each controller pass, to exercise stale caches and races.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub controller_lag_ms: u64,
 
     /// Watch events kept for resuming watches; older resourceVersions get 410 Expired.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
@@ -120,4 +291,64 @@ pub enum OutputFormat {
     Yaml,
     /// One JSON object, or a v1 List when there are several.
     Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Read a dump instead of a cluster: a file, a directory (recursively), or `-` for stdin. Repeatable.
+    #[arg(long = "from", value_name = "DIR|FILE")]
+    pub from: Vec<PathBuf>,
+
+    /// Only this namespace (cluster-scoped objects are still read; PVs by their claim's namespace).
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NS",
+        conflicts_with = "all_namespaces"
+    )]
+    pub namespace: Option<String>,
+
+    /// Every namespace (the default).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = ScanOutput::Table)]
+    pub output: ScanOutput,
+
+    /// Exit with code 1 when a finding of this severity or worse exists.
+    #[arg(long, value_enum, default_value_t = FailOn::Blocker)]
+    pub fail_on: FailOn,
+
+    /// Kubernetes version of the scanned cluster (e.g. 1.31), for dumps that lack `kubectl version` output.
+    #[arg(long, value_name = "VERSION")]
+    pub server_version: Option<String>,
+
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, value_name = "FILE", conflicts_with = "from")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME", conflicts_with = "from")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanOutput {
+    /// Grouped, readable on an 80-column terminal.
+    Table,
+    /// The documented report (schema csi-migrate.scan/v1).
+    Json,
+    /// A report to attach to a change request.
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Exit 1 if there is any blocker.
+    Blocker,
+    /// Exit 1 if there is any blocker or warning.
+    Warning,
+    /// Always exit 0 after a successful scan.
+    Never,
 }

@@ -2,6 +2,9 @@
 
 mod args;
 mod manifest_io;
+mod migrate_cmd;
+mod plan_cmd;
+mod scan_cmd;
 mod sim_cmd;
 mod translate_cmd;
 mod webhook_cmd;
@@ -98,8 +101,12 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Translate(args) => translate_cmd::run(&args),
+        Command::Scan(args) => scan_cmd::run(&args),
         Command::Webhook(args) => webhook_cmd::run(args),
         Command::Sim(args) => sim_cmd::run(&args),
+        Command::Plan(args) => plan_cmd::run(&args),
+        Command::Migrate(args) => migrate_cmd::run(&args),
+        Command::Resume(args) => migrate_cmd::resume(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -405,6 +405,50 @@ mod sim {
     }
 
     #[test]
+    fn scenarios_start_with_running_workloads_and_data_on_every_disk() {
+        for (scenario, pods, disks) in [
+            ("ebs-statefulset", 3, 3),
+            ("vsphere-statefulset", 3, 3),
+            ("mixed", 7, 14),
+        ] {
+            let sim = Sim::start(scenario, &["--scenario", scenario]);
+            let phases = sim.kubectl_ok(&[
+                "get",
+                "pods",
+                "-A",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ]);
+            let phases: Vec<&str> = phases.split_whitespace().collect();
+            assert_eq!(phases.len(), pods, "{scenario}: {phases:?}");
+            assert!(
+                phases.iter().all(|p| *p == "Running"),
+                "{scenario}: {phases:?}"
+            );
+            let listed: serde_json::Value =
+                serde_json::from_str(&sim.kubectl_ok(&["get", "--raw", "/_sim/v1/disks"])).unwrap();
+            let listed = listed["disks"].as_array().unwrap();
+            assert_eq!(listed.len(), disks, "{scenario}");
+            let empty_sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+            assert!(
+                listed.iter().all(|d| d["sha256"] != empty_sha),
+                "{scenario}: every disk holds data"
+            );
+            let claims = sim.kubectl_ok(&[
+                "get",
+                "pvc",
+                "-A",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ]);
+            assert!(
+                claims.split_whitespace().all(|p| p == "Bound"),
+                "{scenario}: {claims}"
+            );
+        }
+    }
+
+    #[test]
     fn webhook_manifests_apply_cleanly_with_kubectl() {
         for tls in [false, true] {
             let sim = Sim::start(
@@ -445,18 +489,22 @@ mod sim {
     }
 
     #[test]
-    fn kubectl_server_side_apply_patch_and_finalizer_wait() {
+    fn kubectl_server_side_apply_and_claim_protection_wait() {
         let sim = Sim::start("ssa", &[]);
         let dir = std::env::temp_dir().join(format!("csi-migrate-ssa-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let claim = dir.join("claim.yaml");
+        let manifests = dir.join("claim-and-pod.yaml");
         std::fs::write(
-            &claim,
+            &manifests,
             "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data-0, namespace: default}\n\
-             spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
+             spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata: {name: app-0, namespace: default}\n\
+             spec:\n  nodeName: node-1\n  containers: [{name: app, image: busybox}]\n\
+             \x20 volumes: [{name: data, persistentVolumeClaim: {claimName: data-0}}]\n",
         )
         .unwrap();
-        let applied = sim.kubectl_ok(&["apply", "--server-side", "-f", claim.to_str().unwrap()]);
+        let applied =
+            sim.kubectl_ok(&["apply", "--server-side", "-f", manifests.to_str().unwrap()]);
         assert!(
             applied.contains("persistentvolumeclaim/data-0 serverside-applied"),
             "{applied}"
@@ -470,8 +518,9 @@ mod sim {
         ]);
         assert_eq!(finalizers, r#"["kubernetes.io/pvc-protection"]"#);
 
-        // Deleting leaves the claim terminating while the protection finalizer is there.
+        // The claim stays terminating while a scheduled pod uses it.
         sim.kubectl_ok(&["delete", "pvc", "data-0", "--wait=false"]);
+        std::thread::sleep(Duration::from_millis(800));
         let stamp = sim.kubectl_ok(&[
             "get",
             "pvc",
@@ -495,14 +544,7 @@ mod sim {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(500));
-        sim.kubectl_ok(&[
-            "patch",
-            "pvc",
-            "data-0",
-            "--type=merge",
-            "-p",
-            r#"{"metadata":{"finalizers":null}}"#,
-        ]);
+        sim.kubectl_ok(&["delete", "pod", "app-0", "--grace-period=0", "--force"]);
         let waited = waiter.wait_with_output().unwrap();
         assert!(
             waited.status.success(),
@@ -511,5 +553,553 @@ mod sim {
             stderr(&waited)
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+mod scan {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn scan_fixture(name: &str) -> String {
+        fixture("scan").join(name).to_str().unwrap().to_owned()
+    }
+
+    fn scan_json(args: &[&str]) -> (Output, serde_json::Value) {
+        let mut all = vec!["scan", "-o", "json"];
+        all.extend_from_slice(args);
+        let out = run(&all, "");
+        let json = serde_json::from_str(&stdout(&out))
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(&out), stderr(&out)));
+        (out, json)
+    }
+
+    fn codes(report: &serde_json::Value) -> BTreeSet<String> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_every_rule_dump_trips_every_rule_and_exits_1() {
+        let dir = scan_fixture("every-rule");
+        let (out, report) = scan_json(&["--from", &dir]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--fail-on blocker"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(report["schemaVersion"], "csi-migrate.scan/v1");
+        assert_eq!(report["serverVersion"]["minor"], 31);
+        assert_eq!(report["serverVersion"]["source"], "apiServer");
+        // RBD/CephFS removal is "upcoming" only below 1.31: the same dump as of 1.30.
+        let (_, older) = scan_json(&["--from", &dir, "--server-version", "1.30"]);
+        assert_eq!(older["serverVersion"]["source"], "user");
+        let found: BTreeSet<String> = codes(&report).union(&codes(&older)).cloned().collect();
+        let every: BTreeSet<String> = csi_migrate_scan::rules::RULES
+            .iter()
+            .map(|r| r.code().to_owned())
+            .collect();
+        assert_eq!(
+            every.difference(&found).collect::<Vec<_>>(),
+            Vec::<&String>::new()
+        );
+        assert!(codes(&report).contains("PLUGIN_TRANSLATION_REMOVED"));
+        assert!(!codes(&older).contains("PLUGIN_TRANSLATION_REMOVED"));
+
+        // Summary counts agree with the lists.
+        let findings = report["findings"].as_array().unwrap();
+        let count = |s: &str| findings.iter().filter(|f| f["severity"] == s).count();
+        assert_eq!(report["summary"]["blockers"], count("blocker"));
+        assert_eq!(report["summary"]["warnings"], count("warning"));
+        assert_eq!(report["summary"]["infos"], count("info"));
+        assert_eq!(report["summary"]["inTreePersistentVolumes"], 9);
+        assert_eq!(
+            report["inventory"]["persistentVolumes"]
+                .as_array()
+                .unwrap()
+                .len(),
+            9
+        );
+        // Findings are sorted blockers first.
+        let ranks: Vec<u8> = findings
+            .iter()
+            .map(|f| match f["severity"].as_str().unwrap() {
+                "blocker" => 0,
+                "warning" => 1,
+                _ => 2,
+            })
+            .collect();
+        assert!(ranks.windows(2).all(|w| w[0] <= w[1]));
+
+        // One precise finding, and workload readiness built from the findings.
+        let secret = findings
+            .iter()
+            .find(|f| f["code"] == "AZURE_FILE_SECRET_MISSING")
+            .unwrap();
+        assert_eq!(
+            secret["object"],
+            serde_json::json!({"kind": "PersistentVolume", "name": "af-share"})
+        );
+        assert!(
+            secret["message"]
+                .as_str()
+                .unwrap()
+                .contains("shop/missing-secret")
+        );
+        let workloads = report["workloads"].as_array().unwrap();
+        let db = workloads
+            .iter()
+            .find(|w| w["workload"]["name"] == "db")
+            .unwrap();
+        assert_eq!(db["readiness"], "blocked");
+        assert_eq!(
+            db["inTreeClaims"],
+            serde_json::json!(["data-db-0", "data-db-1"])
+        );
+        assert!(
+            db["blockers"]
+                .as_array()
+                .unwrap()
+                .contains(&"OWNED_BY_OPERATOR".into())
+        );
+        assert!(
+            !db["blockers"]
+                .as_array()
+                .unwrap()
+                .contains(&"CSI_DRIVER_MISSING".into())
+        );
+    }
+
+    #[test]
+    fn a_healthy_dump_passes_unless_warnings_fail() {
+        let dir = scan_fixture("mixed");
+        let (out, report) = scan_json(&["--from", &dir]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(stderr(&out).is_empty());
+        assert_eq!(report["summary"]["blockers"], 0);
+        assert_eq!(report["serverVersion"]["minor"], 30);
+        let db = &report["workloads"][0];
+        assert_eq!(db["workload"]["name"], "db");
+        assert_eq!(db["readiness"], "ready");
+        assert_eq!(db["replicas"], 3);
+        // The Deployment on a CSI volume is not reported; the CSI PV is not in the inventory.
+        assert_eq!(report["workloads"].as_array().unwrap().len(), 1);
+        let pvs = report["inventory"]["persistentVolumes"].as_array().unwrap();
+        assert_eq!(pvs.len(), 3);
+        assert_eq!(pvs[0]["csiVolumeHandle"], "vol-00a1b2c");
+        assert_eq!(pvs[0]["migratedTo"], "ebs.csi.aws.com");
+
+        let strict = run(
+            &["scan", "--from", &dir, "--fail-on", "warning", "-o", "json"],
+            "",
+        );
+        assert_eq!(strict.status.code(), Some(1));
+        let never = run(
+            &[
+                "scan",
+                "--from",
+                &scan_fixture("every-rule"),
+                "--fail-on",
+                "never",
+            ],
+            "",
+        );
+        assert_eq!(never.status.code(), Some(0), "{}", stderr(&never));
+    }
+
+    #[test]
+    fn a_dump_without_drivers_and_nodes_says_which_checks_did_not_run() {
+        let (_, report) = scan_json(&["--from", &scan_fixture("every-rule/workloads.yaml")]);
+        let incomplete: Vec<&serde_json::Value> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["code"] == "INPUT_INCOMPLETE")
+            .collect();
+        let objects: Vec<&str> = incomplete
+            .iter()
+            .map(|f| f["object"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(objects, ["csidrivers", "csinodes", "nodes"]);
+        assert!(
+            incomplete[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("CSI_DRIVER_MISSING")
+        );
+        assert!(!codes(&report).contains("CSI_DRIVER_MISSING"));
+    }
+
+    #[test]
+    fn namespace_limits_namespaced_objects_and_pvs_by_their_claim() {
+        let (_, report) = scan_json(&["--from", &scan_fixture("every-rule"), "-n", "data"]);
+        assert_eq!(report["namespace"], "data");
+        let workloads: Vec<&str> = report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["workload"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(workloads, ["db"]);
+        let pvs: Vec<&str> = report["inventory"]["persistentVolumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(pvs, ["ebs-db-0", "ebs-db-1"]);
+        let conflict = run(
+            &["scan", "--from", &scan_fixture("mixed"), "-n", "x", "-A"],
+            "",
+        );
+        assert_eq!(conflict.status.code(), Some(2));
+    }
+
+    #[test]
+    fn stdin_and_files_give_the_same_report() {
+        let file = scan_fixture("mixed/storage.json");
+        let from_file = run(&["scan", "-o", "json", "--from", &file], "");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let from_stdin = run(&["scan", "-o", "json", "--from", "-"], &text);
+        assert_eq!(stdout(&from_file), stdout(&from_stdin));
+        assert!(!stdout(&from_file).is_empty());
+    }
+
+    #[test]
+    fn bad_input_exits_2_naming_the_file_object_and_field() {
+        let dir = std::env::temp_dir().join(format!("csi-migrate-scan-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("pv.yaml");
+        std::fs::write(&bad, "kind: PersistentVolume\napiVersion: v1\nmetadata: {name: broken}\nspec: {accessModes: 5}\n").unwrap();
+        let out = run(&["scan", "--from", bad.to_str().unwrap()], "");
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert!(
+            err.contains("pv.yaml")
+                && err.contains("\"broken\"")
+                && err.contains("spec.accessModes"),
+            "{err}"
+        );
+        assert!(stdout(&out).is_empty());
+
+        let missing = run(
+            &["scan", "--from", dir.join("nope.yaml").to_str().unwrap()],
+            "",
+        );
+        assert_eq!(missing.status.code(), Some(2));
+        let version = run(
+            &[
+                "scan",
+                "--from",
+                &scan_fixture("mixed"),
+                "--server-version",
+                "new",
+            ],
+            "",
+        );
+        assert_eq!(version.status.code(), Some(2));
+        assert!(stderr(&version).contains("--server-version"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn table_output_fits_80_columns_without_colour_when_piped() {
+        for dump in ["mixed", "every-rule"] {
+            let out = run(
+                &["scan", "--from", &scan_fixture(dump), "--fail-on", "never"],
+                "",
+            );
+            let text = stdout(&out);
+            assert!(!text.contains('\x1b'), "colour codes in piped output");
+            for line in text.lines() {
+                assert!(line.chars().count() <= 80, "{dump}: {line:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn table_snapshots() {
+        let mixed = run(&["scan", "--from", &scan_fixture("mixed")], "");
+        insta::assert_snapshot!("scan_table_mixed", stdout(&mixed));
+        let every = run(&["scan", "--from", &scan_fixture("every-rule")], "");
+        insta::assert_snapshot!("scan_table_every_rule", stdout(&every));
+    }
+
+    #[test]
+    fn markdown_snapshot() {
+        let out = run(
+            &["scan", "--from", &scan_fixture("mixed"), "-o", "markdown"],
+            "",
+        );
+        assert_eq!(out.status.code(), Some(0));
+        insta::assert_snapshot!("scan_markdown_mixed", stdout(&out));
+        let every = run(
+            &[
+                "scan",
+                "--from",
+                &scan_fixture("every-rule"),
+                "-o",
+                "markdown",
+            ],
+            "",
+        );
+        insta::assert_snapshot!("scan_markdown_every_rule", stdout(&every));
+    }
+}
+
+mod migrate {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// `csi-migrate sim --scenario ebs-statefulset`, killed on drop.
+    struct EbsSim {
+        child: std::process::Child,
+        dir: PathBuf,
+        kubeconfig: PathBuf,
+    }
+
+    impl EbsSim {
+        fn start(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "csi-migrate-e2e-migrate-{name}-{}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let kubeconfig = dir.join("kubeconfig");
+            let child = Command::new(BIN)
+                .args([
+                    "sim",
+                    "--scenario",
+                    "ebs-statefulset",
+                    "--listen",
+                    "127.0.0.1:0",
+                ])
+                .arg("--kubeconfig-out")
+                .arg(&kubeconfig)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !kubeconfig.exists() {
+                assert!(
+                    Instant::now() < deadline,
+                    "sim did not write its kubeconfig"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Self {
+                child,
+                dir,
+                kubeconfig,
+            }
+        }
+
+        fn run(&self, args: &[&str]) -> Output {
+            let mut all: Vec<&str> = args.to_vec();
+            all.extend(["--kubeconfig", self.kubeconfig.to_str().unwrap()]);
+            run(&all, "")
+        }
+    }
+
+    impl Drop for EbsSim {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn plan_migrate_and_resume_through_the_binary() {
+        let sim = EbsSim::start("full");
+        let plan = sim.run(&[
+            "plan",
+            "statefulset",
+            "web",
+            "-n",
+            "default",
+            "--to-storageclass",
+            "gp2-csi",
+            "-o",
+            "json",
+        ]);
+        assert!(
+            plan.status.success(),
+            "{}",
+            String::from_utf8_lossy(&plan.stderr)
+        );
+        let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+        assert_eq!(plan["apiVersion"], "csi-migrate.plan/v1");
+        assert_eq!(plan["driver"], "ebs.csi.aws.com");
+        let steps = plan["steps"].as_array().unwrap().len();
+
+        let blocked = sim.run(&["plan", "statefulset", "web", "--to-storageclass", "gp2"]);
+        assert_eq!(blocked.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&blocked.stderr).contains("storageclass/gp2 provisioner"));
+
+        let work_dir = sim.dir.join("work");
+        let work = work_dir.to_str().unwrap();
+        // No TTY and no --yes: refused before anything happens.
+        let refused = sim.run(&[
+            "migrate",
+            "statefulset",
+            "web",
+            "--to-storageclass",
+            "gp2-csi",
+            "--work-dir",
+            work,
+        ]);
+        assert_eq!(refused.status.code(), Some(2));
+        assert!(!work_dir.exists());
+
+        let done = sim.run(&[
+            "migrate",
+            "statefulset",
+            "web",
+            "--to-storageclass",
+            "gp2-csi",
+            "--work-dir",
+            work,
+            "--yes",
+            "--timeout",
+            "60",
+        ]);
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&done.stdout).contains(&format!("{steps} of {steps} steps"))
+        );
+        assert!(work_dir.join("journal.jsonl").exists());
+
+        // Resume of a finished run: nothing left to do.
+        let resumed = sim.run(&["resume", "--work-dir", work]);
+        assert!(
+            resumed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        assert!(String::from_utf8_lossy(&resumed.stdout).contains(&format!("0 of {steps} steps")));
+
+        // The claims now sit on CSI PVs; planning again finds nothing in-tree.
+        let again = sim.run(&["plan", "statefulset", "web", "--to-storageclass", "gp2-csi"]);
+        assert_eq!(again.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&again.stderr).contains("already a CSI volume"));
+    }
+}
+
+/// `csi-migrate webhook` as an operator runs it.
+mod webhook {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[test]
+    fn serves_admission_reviews_over_https_and_denies_migration_parameters_on_a_csi_class() {
+        let dir = std::env::temp_dir().join(format!("csi-migrate-webhook-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let certs = kube_sim::tls::ServingCertificates::generate().unwrap();
+        let (cert, key, ca) = (dir.join("tls.crt"), dir.join("tls.key"), dir.join("ca.crt"));
+        std::fs::write(&cert, certs.chain_pem()).unwrap();
+        std::fs::write(&key, &certs.key_pem).unwrap();
+        std::fs::write(&ca, &certs.ca_pem).unwrap();
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = Command::new(BIN)
+            .args([
+                "webhook",
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+            ])
+            .args(["--listen", &listen])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&listen).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the webhook did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let review = serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "7f0b", "operation": "CREATE",
+                "kind": {"group": "storage.k8s.io", "version": "v1", "kind": "StorageClass"},
+                "resource": {"group": "storage.k8s.io", "version": "v1", "resource": "storageclasses"},
+                "userInfo": {"username": "admin"}, "name": "fast",
+                "object": {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fast"},
+                           "provisioner": "csi.vsphere.vmware.com",
+                           "parameters": {"csimigration": "true", "datastore-migrationparam": "ds1"}}}
+        });
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--cacert",
+                ca.to_str().unwrap(),
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+            ])
+            .arg(review.to_string())
+            .arg(format!("https://localhost:{port}/validate"))
+            .output()
+            .expect("curl is needed for this test");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(answer["response"]["uid"], "7f0b");
+        assert_eq!(answer["response"]["allowed"], false);
+        let message = answer["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            message.contains("csimigration") && message.contains("datastore-migrationparam"),
+            "{message}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_certificate_is_bad_input() {
+        let out = run(
+            &[
+                "webhook",
+                "--tls-cert",
+                "/nonexistent/tls.crt",
+                "--tls-key",
+                "/nonexistent/tls.key",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "",
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains("/nonexistent/tls.crt"),
+            "{}",
+            stderr(&out)
+        );
     }
 }

@@ -11,15 +11,19 @@
 //! the PV/PVC/StatefulSet immutability rules; JSON, merge, strategic-merge and
 //! (create-or-merge) apply patches; label and field selectors, pagination; watches
 //! with bookmarks, timeouts and `410` as an ERROR event from a bounded history;
-//! CustomResourceDefinitions stored generically. Deliberate simplifications: a
+//! CustomResourceDefinitions stored generically; controllers for PVC and PV
+//! protection and the garbage collector (orphan, background, foreground). Deliberate simplifications: a
 //! continued list reads current objects after the last key rather than a snapshot
 //! at the first page's resourceVersion; server-side apply does not track field managers.
 
 pub mod admission;
 pub mod api_error;
+pub mod cloud;
+pub mod controllers;
 pub mod kubeconfig;
 pub mod patch;
 pub mod resource;
+pub mod scenario;
 pub mod selector;
 pub mod server;
 pub mod store;

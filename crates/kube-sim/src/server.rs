@@ -291,9 +291,25 @@ async fn handle(
         if path == "/_sim/v1/objects" {
             return json_response(StatusCode::OK, &server.store.dump());
         }
+        if path == "/_sim/v1/disks" {
+            let disks: Vec<Value> = server
+                .store
+                .cloud()
+                .list()
+                .iter()
+                .map(|d| d.to_json())
+                .collect();
+            return json_response(StatusCode::OK, &json!({"disks": disks}));
+        }
         if let Some(document) = server.discovery(&path).or_else(|| server.openapi_v3(&path)) {
             return json_response(StatusCode::OK, &document);
         }
+    }
+    if let Some(id) = path
+        .strip_prefix("/_sim/v1/disks/")
+        .and_then(|p| p.strip_suffix("/content"))
+    {
+        return disk_content(&server, &method, id, body);
     }
     match serve_resource(&server, &method, &path, &query, &headers, &body) {
         Ok(Served::Json(status, value)) => json_response(status, &value),
@@ -305,6 +321,25 @@ async fn handle(
             tracing::debug!(%method, %uri, code = error.code, message = %error.message, "request failed");
             error_response(&error)
         }
+    }
+}
+
+/// The test API for disk content: `GET` reads the bytes, `PUT` replaces them (a pod's writes).
+fn disk_content(server: &ApiServer, method: &Method, id: &str, body: Bytes) -> Response {
+    let cloud = server.store.cloud();
+    match (method.as_str(), cloud.get(id)) {
+        (_, None) => error_response(&ApiError::unknown_path(&format!("/_sim/v1/disks/{id}"))),
+        ("GET", Some(disk)) => (StatusCode::OK, disk.content).into_response(),
+        ("PUT", Some(_)) => match cloud.write(id, body.to_vec()) {
+            Ok(()) => json_response(
+                StatusCode::OK,
+                &cloud.get(id).map(|d| d.to_json()).unwrap_or(Value::Null),
+            ),
+            Err(error) => error_response(&ApiError::internal(error.to_string())),
+        },
+        (verb, Some(_)) => error_response(&ApiError::method_not_allowed(format!(
+            "{verb} is not supported on disk content"
+        ))),
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::admission::{self, DEFAULT_CLASS_ANNOTATION};
 use crate::api_error::ApiError;
+use crate::cloud::Cloud;
 use crate::patch::{self, PatchKind};
 use crate::resource::{ResourceType, builtin_resources};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -131,6 +132,7 @@ struct State {
 pub struct Store {
     state: Mutex<State>,
     events: broadcast::Sender<Arc<Event>>,
+    cloud: Cloud,
 }
 
 fn resource_key(rt: &ResourceType) -> String {
@@ -180,6 +182,7 @@ impl Store {
                 uid_state: seed,
             }),
             events,
+            cloud: Cloud::default(),
         };
         for ns in SYSTEM_NAMESPACES {
             let namespace =
@@ -189,6 +192,11 @@ impl Store {
             }
         }
         store
+    }
+
+    /// The simulated cloud behind the cluster's volumes.
+    pub fn cloud(&self) -> &Cloud {
+        &self.cloud
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -664,8 +672,14 @@ impl Store {
         state.resource_version += 1;
         let rv = state.resource_version;
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
+        // A terminating object goes when its last finalizer does, unless a grace period
+        // (a pod waiting for its kubelet) still runs.
         let terminating = new.pointer("/metadata/deletionTimestamp").is_some();
-        if terminating && finalizers(&new).is_empty() {
+        let grace = new
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if terminating && grace == 0 && finalizers(&new).is_empty() {
             if let Some(m) = state.objects.get_mut(&store_key) {
                 m.remove(&key);
             }
@@ -997,6 +1011,11 @@ impl Store {
             live,
             too_old,
         })
+    }
+
+    /// A feed of every change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
     }
 
     /// Every stored object, for snapshots and the test API.

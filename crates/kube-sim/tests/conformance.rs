@@ -17,9 +17,14 @@ use kube_sim::{RunningServer, Store, kubeconfig::kubeconfig, serve};
 use serde_json::json;
 
 async fn start(tls: bool, history: usize) -> (RunningServer, Client) {
+    let (server, client, _) = start_with_store(tls, history).await;
+    (server, client)
+}
+
+async fn start_with_store(tls: bool, history: usize) -> (RunningServer, Client, Arc<Store>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let store = Arc::new(Store::new(history));
-    let server = serve(store, "127.0.0.1:0".parse().unwrap(), tls)
+    let server = serve(store.clone(), "127.0.0.1:0".parse().unwrap(), tls)
         .await
         .unwrap();
     let yaml = kubeconfig(&server.url, server.ca_pem.as_deref());
@@ -29,7 +34,7 @@ async fn start(tls: bool, history: usize) -> (RunningServer, Client) {
     )
     .await
     .unwrap();
-    (server, Client::try_from(config).unwrap())
+    (server, Client::try_from(config).unwrap(), store)
 }
 
 fn pv(name: &str) -> PersistentVolume {
@@ -362,4 +367,1473 @@ async fn watch_from_a_compacted_version_gets_a_410_error_event() {
         }
     }
     assert_eq!(seen, 6);
+}
+
+mod controllers {
+    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube_sim::controllers::reconcile;
+
+    fn claim(name: &str) -> PersistentVolumeClaim {
+        serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+        .unwrap()
+    }
+
+    fn pod(name: &str, claim: &str, owner: Option<(&str, &str)>) -> Pod {
+        let mut pod = json!({"metadata": {"name": name}, "spec": {"nodeName": "node-1",
+            "containers": [{"name": "c", "image": "i"}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}});
+        if let Some((kind, uid)) = owner {
+            pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": kind, "name": "web",
+                                                         "uid": uid, "controller": true}]);
+        }
+        serde_json::from_value(pod).unwrap()
+    }
+
+    #[tokio::test]
+    async fn claim_protection_holds_while_a_scheduled_pod_uses_the_claim() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+        let pods: Api<Pod> = Api::namespaced(client, "default");
+        claims
+            .create(&PostParams::default(), &claim("data-0"))
+            .await
+            .unwrap();
+        pods.create(&PostParams::default(), &pod("web-0", "data-0", None))
+            .await
+            .unwrap();
+        claims
+            .delete("data-0", &DeleteParams::default())
+            .await
+            .unwrap();
+        reconcile(&store);
+        let kept = claims.get("data-0").await.unwrap();
+        assert!(
+            kept.metadata.deletion_timestamp.is_some(),
+            "terminating while the pod exists"
+        );
+
+        // A scheduled pod is deleted gracefully: it stays (terminating) and still counts.
+        let pending = pods
+            .delete("web-0", &DeleteParams::default())
+            .await
+            .unwrap()
+            .left()
+            .unwrap();
+        assert_eq!(pending.metadata.deletion_grace_period_seconds, Some(30));
+        reconcile(&store);
+        assert!(claims.get("data-0").await.is_ok());
+
+        pods.delete(
+            "web-0",
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
+            },
+        )
+        .await
+        .unwrap();
+        reconcile(&store);
+        assert_eq!(api_error(claims.get("data-0").await.unwrap_err()).0, 404);
+    }
+
+    fn settle(store: &Store) {
+        for _ in 0..6 {
+            reconcile(store);
+        }
+    }
+
+    /// A disk in the fake cloud and a PV naming it, pre-bound to claim `data-0`.
+    async fn volume_on_disk(
+        client: &Client,
+        store: &Store,
+        policy: &str,
+    ) -> (String, Api<PersistentVolume>) {
+        let disk = store.cloud().create_disk(
+            "kubernetes.io/aws-ebs",
+            "static",
+            1 << 30,
+            Some("us-east-1a"),
+        );
+        let pvs: Api<PersistentVolume> = Api::all(client.clone());
+        let mut spec = json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                              "persistentVolumeReclaimPolicy": policy, "storageClassName": "",
+                              "claimRef": {"namespace": "default", "name": "data-0"}});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(disk.in_tree_source.as_object().unwrap().clone());
+        let pv = serde_json::from_value(json!({"metadata": {"name": "pv-static"}, "spec": spec}))
+            .unwrap();
+        pvs.create(&PostParams::default(), &pv).await.unwrap();
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+        let mut claim = claim("data-0");
+        claim.spec.as_mut().unwrap().storage_class_name = Some(String::new());
+        claims.create(&PostParams::default(), &claim).await.unwrap();
+        settle(store);
+        (disk.id, pvs)
+    }
+
+    #[tokio::test]
+    async fn a_bound_volume_outlives_its_own_deletion_until_the_claim_goes() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let (disk, pvs) = volume_on_disk(&client, &store, "Retain").await;
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client, "default");
+        let bound = claims.get("data-0").await.unwrap();
+        assert_eq!(
+            bound.spec.as_ref().unwrap().volume_name.as_deref(),
+            Some("pv-static")
+        );
+        assert_eq!(bound.status.unwrap().phase.as_deref(), Some("Bound"));
+        let annotations = bound.metadata.annotations.unwrap();
+        assert_eq!(
+            annotations
+                .get("pv.kubernetes.io/bind-completed")
+                .map(String::as_str),
+            Some("yes")
+        );
+        assert_eq!(
+            annotations
+                .get("pv.kubernetes.io/bound-by-controller")
+                .map(String::as_str),
+            Some("yes")
+        );
+
+        pvs.delete("pv-static", &DeleteParams::default())
+            .await
+            .unwrap();
+        settle(&store);
+        let pv = pvs.get("pv-static").await.unwrap();
+        assert!(pv.metadata.deletion_timestamp.is_some());
+        assert_eq!(pv.status.unwrap().phase.as_deref(), Some("Bound"));
+
+        claims
+            .delete("data-0", &DeleteParams::default())
+            .await
+            .unwrap();
+        settle(&store);
+        assert_eq!(api_error(pvs.get("pv-static").await.unwrap_err()).0, 404);
+        assert!(store.cloud().get(&disk).is_some(), "Retain keeps the disk");
+    }
+
+    #[tokio::test]
+    async fn deleting_pvc_never_deletes_disk_with_retain() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let (disk, pvs) = volume_on_disk(&client, &store, "Retain").await;
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client, "default");
+        claims
+            .delete("data-0", &DeleteParams::default())
+            .await
+            .unwrap();
+        settle(&store);
+        let pv = pvs.get("pv-static").await.unwrap();
+        assert_eq!(pv.status.unwrap().phase.as_deref(), Some("Released"));
+        assert!(store.cloud().get(&disk).is_some());
+    }
+
+    #[tokio::test]
+    async fn deleting_the_claim_of_a_delete_policy_volume_destroys_the_disk() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let (disk, pvs) = volume_on_disk(&client, &store, "Delete").await;
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client, "default");
+        claims
+            .delete("data-0", &DeleteParams::default())
+            .await
+            .unwrap();
+        settle(&store);
+        assert_eq!(api_error(pvs.get("pv-static").await.unwrap_err()).0, 404);
+        assert!(
+            store.cloud().get(&disk).is_none(),
+            "this is the data loss the migration must prevent"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_in_tree_class_provisions_a_migrated_volume_on_a_fresh_disk() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let classes: Api<StorageClass> = Api::all(client.clone());
+        let class = json!({"metadata": {"name": "gp2"}, "provisioner": "kubernetes.io/aws-ebs",
+                           "parameters": {"type": "gp2"}});
+        classes
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(class).unwrap(),
+            )
+            .await
+            .unwrap();
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+        let mut claim = claim("data-0");
+        claim.spec.as_mut().unwrap().storage_class_name = Some("gp2".into());
+        claims.create(&PostParams::default(), &claim).await.unwrap();
+        settle(&store);
+        let claim = claims.get("data-0").await.unwrap();
+        let annotations = claim.metadata.annotations.clone().unwrap();
+        assert_eq!(
+            annotations
+                .get("volume.kubernetes.io/storage-provisioner")
+                .map(String::as_str),
+            Some("ebs.csi.aws.com")
+        );
+        let pvs: Api<PersistentVolume> = Api::all(client);
+        let pv = pvs
+            .get(claim.spec.unwrap().volume_name.as_deref().unwrap())
+            .await
+            .unwrap();
+        let pv_annotations = pv.metadata.annotations.clone().unwrap();
+        assert_eq!(
+            pv_annotations
+                .get("pv.kubernetes.io/provisioned-by")
+                .map(String::as_str),
+            Some("kubernetes.io/aws-ebs")
+        );
+        assert_eq!(
+            pv_annotations
+                .get("pv.kubernetes.io/migrated-to")
+                .map(String::as_str),
+            Some("ebs.csi.aws.com")
+        );
+        assert!(
+            pv.metadata
+                .finalizers
+                .unwrap()
+                .contains(&"external-provisioner.volume.kubernetes.io/finalizer".to_owned())
+        );
+        let spec = pv.spec.unwrap();
+        assert!(spec.aws_elastic_block_store.is_some());
+        assert_eq!(
+            spec.persistent_volume_reclaim_policy.as_deref(),
+            Some("Delete")
+        );
+        assert_eq!(store.cloud().list().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn pods_run_after_attach_and_a_second_node_gets_a_multi_attach_error() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+        for name in ["node-a", "node-b"] {
+            let node = json!({"metadata": {"name": name, "labels": {"topology.kubernetes.io/zone": "us-east-1a"}}});
+            nodes
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(node).unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+        let (disk, _pvs) = volume_on_disk(&client, &store, "Retain").await;
+        let pods: Api<Pod> = Api::namespaced(client, "default");
+        let mut first = pod("app-0", "data-0", None);
+        first.spec.as_mut().unwrap().node_name = None;
+        pods.create(&PostParams::default(), &first).await.unwrap();
+        settle(&store);
+        let running = pods.get("app-0").await.unwrap();
+        assert_eq!(running.status.unwrap().phase.as_deref(), Some("Running"));
+        let attached = store.cloud().get(&disk).unwrap();
+        assert_eq!(attached.attached_to, vec!["node-a".to_owned()]);
+        assert_eq!(attached.filesystem.as_deref(), Some("ext4"));
+
+        let mut second = pod("app-1", "data-0", None);
+        second.spec.as_mut().unwrap().node_name = Some("node-b".into());
+        pods.create(&PostParams::default(), &second).await.unwrap();
+        settle(&store);
+        let stuck = pods.get("app-1").await.unwrap().status.unwrap();
+        assert_eq!(stuck.phase.as_deref(), Some("Pending"));
+        assert!(
+            stuck
+                .message
+                .unwrap()
+                .starts_with("Multi-Attach error for volume")
+        );
+    }
+
+    async fn statefulset_with_pod(client: &Client) -> (Api<StatefulSet>, Api<Pod>) {
+        let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let sts = json!({"metadata": {"name": "web"}, "spec": {"serviceName": "web",
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        let sts = sets
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(sts).unwrap(),
+            )
+            .await
+            .unwrap();
+        let uid = sts.metadata.uid.unwrap();
+        pods.create(
+            &PostParams::default(),
+            &pod("web-0", "data-web-0", Some(("StatefulSet", &uid))),
+        )
+        .await
+        .unwrap();
+        (sets, pods)
+    }
+
+    #[tokio::test]
+    async fn orphan_delete_keeps_the_pods_and_drops_their_owner_reference() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let (sets, pods) = statefulset_with_pod(&client).await;
+        sets.delete("web", &DeleteParams::orphan()).await.unwrap();
+        let terminating = sets.get("web").await.unwrap();
+        assert!(
+            terminating
+                .metadata
+                .finalizers
+                .unwrap()
+                .contains(&"orphan".to_owned())
+        );
+        reconcile(&store);
+        assert_eq!(api_error(sets.get("web").await.unwrap_err()).0, 404);
+        let orphan = pods.get("web-0").await.unwrap();
+        assert!(
+            orphan.metadata.owner_references.is_none(),
+            "{:?}",
+            orphan.metadata.owner_references
+        );
+        reconcile(&store);
+        assert!(
+            pods.get("web-0").await.is_ok(),
+            "an orphan is not collected"
+        );
+    }
+
+    #[tokio::test]
+    async fn background_delete_collects_the_dependents() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let (sets, pods) = statefulset_with_pod(&client).await;
+        sets.delete("web", &DeleteParams::background())
+            .await
+            .unwrap();
+        reconcile(&store);
+        let pod = pods.get("web-0").await.unwrap();
+        assert!(
+            pod.metadata.deletion_timestamp.is_some(),
+            "the scheduled pod terminates gracefully"
+        );
+    }
+
+    #[tokio::test]
+    async fn foreground_delete_waits_for_the_dependents() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let (sets, pods) = statefulset_with_pod(&client).await;
+        sets.delete("web", &DeleteParams::foreground())
+            .await
+            .unwrap();
+        reconcile(&store);
+        assert!(
+            sets.get("web").await.is_ok(),
+            "the owner waits while its pod terminates"
+        );
+        reconcile(&store);
+        let pod = pods.get("web-0").await.unwrap();
+        assert_eq!(
+            pod.metadata.finalizers,
+            Some(vec![]),
+            "the pod has no dependents of its own"
+        );
+        assert!(
+            sets.get("web").await.is_ok(),
+            "the pod is still there (grace period)"
+        );
+        pods.delete(
+            "web-0",
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
+            },
+        )
+        .await
+        .unwrap();
+        reconcile(&store);
+        assert_eq!(api_error(sets.get("web").await.unwrap_err()).0, 404);
+    }
+}
+
+#[tokio::test]
+async fn disk_content_is_written_and_listed_with_its_checksum_through_the_test_api() {
+    let (server, _client, store) = start_with_store(false, 1000).await;
+    let disk =
+        store
+            .cloud()
+            .create_disk("kubernetes.io/gce-pd", "d", 1 << 20, Some("us-central1-a"));
+    let http = reqwest::Client::new();
+    let url = format!("{}/_sim/v1/disks/{}/content", server.url, disk.id);
+    let put = http.put(&url).body("hello").send().await.unwrap();
+    assert_eq!(put.status(), 200);
+    let listed: serde_json::Value = http
+        .get(format!("{}/_sim/v1/disks", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = &listed["disks"][0];
+    assert_eq!(entry["id"], disk.id);
+    // sha256("hello")
+    assert_eq!(
+        entry["sha256"],
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+    assert_eq!(
+        http.get(&url).send().await.unwrap().text().await.unwrap(),
+        "hello"
+    );
+    let missing = http
+        .put(format!("{}/_sim/v1/disks/nope/content", server.url))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+mod statefulset {
+    use super::*;
+    use k8s_openapi::api::apps::v1::ControllerRevision;
+    use k8s_openapi::api::core::v1::{Event, Pod};
+    use kube_sim::controllers::reconcile;
+
+    /// A StatefulSet `web` (selector app=web); pods go at once when deleted (grace 0).
+    fn web(replicas: i32, policy: &str, claims: bool) -> StatefulSet {
+        let mut sts = json!({"metadata": {"name": "web"}, "spec": {"serviceName": "web", "replicas": replicas,
+            "podManagementPolicy": policy,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "nginx:1"}]}}}});
+        if claims {
+            sts["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data", "labels": {"tier": "db"}},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]);
+        }
+        serde_json::from_value(sts).unwrap()
+    }
+
+    struct Apis {
+        sets: Api<StatefulSet>,
+        pods: Api<Pod>,
+        claims: Api<PersistentVolumeClaim>,
+        revisions: Api<ControllerRevision>,
+    }
+
+    fn apis(client: &Client) -> Apis {
+        Apis {
+            sets: Api::namespaced(client.clone(), "default"),
+            pods: Api::namespaced(client.clone(), "default"),
+            claims: Api::namespaced(client.clone(), "default"),
+            revisions: Api::namespaced(client.clone(), "default"),
+        }
+    }
+
+    /// The scheduler and kubelet, by hand: bind the pod and report it Running and Ready.
+    async fn run(pods: &Api<Pod>, name: &str) {
+        let bind = json!({"spec": {"nodeName": "node-1"}});
+        pods.patch(name, &PatchParams::default(), &Patch::Merge(&bind))
+            .await
+            .unwrap();
+        let ready = json!({"status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}]}});
+        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&ready))
+            .await
+            .unwrap();
+    }
+
+    async fn names(pods: &Api<Pod>) -> Vec<String> {
+        let mut names: Vec<String> = pods
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn revision_label(pod: &Pod) -> String {
+        pod.metadata.labels.as_ref().unwrap()["controller-revision-hash"].clone()
+    }
+
+    /// Reconciles and runs every pod until `expected` pods run (or gives up).
+    async fn run_all(store: &Store, pods: &Api<Pod>, expected: usize) {
+        for _ in 0..(3 * expected + 3) {
+            reconcile(store);
+            let list = pods.list(&ListParams::default()).await.unwrap().items;
+            for pod in &list {
+                let running =
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                if !running && pod.metadata.deletion_timestamp.is_none() {
+                    run(pods, pod.metadata.name.as_deref().unwrap()).await;
+                }
+            }
+            let running = pods
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            if list.len() == expected && running == expected {
+                reconcile(store);
+                return;
+            }
+        }
+        panic!("pods never settled: {:?}", names(pods).await);
+    }
+
+    #[tokio::test]
+    async fn ordered_ready_creates_the_next_replica_only_when_the_previous_is_ready() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        let set = api
+            .sets
+            .create(&PostParams::default(), &web(3, "OrderedReady", false))
+            .await
+            .unwrap();
+        reconcile(&store);
+        assert_eq!(names(&api.pods).await, ["web-0"]);
+        reconcile(&store);
+        assert_eq!(names(&api.pods).await, ["web-0"], "web-0 is not ready yet");
+
+        let pod = api.pods.get("web-0").await.unwrap();
+        let labels = pod.metadata.labels.clone().unwrap();
+        assert_eq!(labels["app"], "web");
+        assert_eq!(labels["statefulset.kubernetes.io/pod-name"], "web-0");
+        assert_eq!(labels["apps.kubernetes.io/pod-index"], "0");
+        let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("StatefulSet", "web")
+        );
+        assert_eq!(Some(&owner.uid), set.metadata.uid.as_ref());
+        assert_eq!(
+            (owner.controller, owner.block_owner_deletion),
+            (Some(true), Some(true))
+        );
+        let spec = pod.spec.unwrap();
+        assert_eq!(
+            (spec.hostname.as_deref(), spec.subdomain.as_deref()),
+            (Some("web-0"), Some("web"))
+        );
+
+        run(&api.pods, "web-0").await;
+        reconcile(&store);
+        assert_eq!(names(&api.pods).await, ["web-0", "web-1"]);
+        // Running but not Ready still blocks.
+        let bind = json!({"spec": {"nodeName": "node-1"}});
+        api.pods
+            .patch("web-1", &PatchParams::default(), &Patch::Merge(&bind))
+            .await
+            .unwrap();
+        let not_ready = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}});
+        api.pods
+            .patch_status("web-1", &PatchParams::default(), &Patch::Merge(&not_ready))
+            .await
+            .unwrap();
+        reconcile(&store);
+        assert_eq!(names(&api.pods).await, ["web-0", "web-1"]);
+        run(&api.pods, "web-1").await;
+        reconcile(&store);
+        assert_eq!(names(&api.pods).await, ["web-0", "web-1", "web-2"]);
+        run(&api.pods, "web-2").await;
+        reconcile(&store);
+
+        let status = api.sets.get("web").await.unwrap().status.unwrap();
+        assert_eq!(
+            (
+                status.replicas,
+                status.ready_replicas,
+                status.current_replicas,
+                status.updated_replicas,
+                status.available_replicas
+            ),
+            (3, Some(3), Some(3), Some(3), Some(3))
+        );
+        assert_eq!(status.observed_generation, Some(1));
+        let revision = status.update_revision.unwrap();
+        assert_eq!(status.current_revision.as_ref(), Some(&revision));
+        assert_eq!(
+            revision_label(&api.pods.get("web-2").await.unwrap()),
+            revision
+        );
+    }
+
+    #[tokio::test]
+    async fn parallel_creates_every_replica_at_once() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        api.sets
+            .create(&PostParams::default(), &web(3, "Parallel", false))
+            .await
+            .unwrap();
+        reconcile(&store);
+        assert_eq!(names(&api.pods).await, ["web-0", "web-1", "web-2"]);
+    }
+
+    #[tokio::test]
+    async fn claims_are_created_from_templates_only_when_missing() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        // A claim of the same name exists already, with another size: it is used as-is.
+        let existing = json!({"metadata": {"name": "data-web-0"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}});
+        let existing = api
+            .claims
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(existing).unwrap(),
+            )
+            .await
+            .unwrap();
+        api.sets
+            .create(&PostParams::default(), &web(2, "Parallel", true))
+            .await
+            .unwrap();
+        reconcile(&store);
+
+        let kept = api.claims.get("data-web-0").await.unwrap();
+        assert_eq!(kept.metadata.uid, existing.metadata.uid);
+        assert_eq!(
+            kept.metadata.resource_version, existing.metadata.resource_version,
+            "never updated"
+        );
+        assert!(
+            kept.metadata.owner_references.is_none(),
+            "claims are never adopted"
+        );
+        let created = api.claims.get("data-web-1").await.unwrap();
+        let labels = created.metadata.labels.clone().unwrap();
+        assert_eq!(
+            (labels["tier"].as_str(), labels["app"].as_str()),
+            ("db", "web"),
+            "template labels plus the selector's"
+        );
+        assert_eq!(
+            created
+                .spec
+                .as_ref()
+                .unwrap()
+                .resources
+                .as_ref()
+                .unwrap()
+                .requests
+                .as_ref()
+                .unwrap()["storage"]
+                .0,
+            "1Gi"
+        );
+        assert!(
+            created.metadata.owner_references.is_none(),
+            "Retain: no owner"
+        );
+        for (pod, claim) in [("web-0", "data-web-0"), ("web-1", "data-web-1")] {
+            let volumes = api
+                .pods
+                .get(pod)
+                .await
+                .unwrap()
+                .spec
+                .unwrap()
+                .volumes
+                .unwrap();
+            let data = volumes.iter().find(|v| v.name == "data").unwrap();
+            assert_eq!(
+                data.persistent_volume_claim.as_ref().unwrap().claim_name,
+                claim
+            );
+        }
+
+        // A replaced pod finds its claim and does not get a new one.
+        api.pods
+            .delete("web-1", &DeleteParams::default())
+            .await
+            .unwrap();
+        reconcile(&store);
+        assert_eq!(names(&api.pods).await, ["web-0", "web-1"]);
+        let again = api.claims.get("data-web-1").await.unwrap();
+        assert_eq!(again.metadata.uid, created.metadata.uid);
+        assert_eq!(
+            again.metadata.resource_version,
+            created.metadata.resource_version
+        );
+    }
+
+    #[tokio::test]
+    async fn a_terminating_claim_blocks_its_pod() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        let held = json!({"metadata": {"name": "data-web-0", "finalizers": ["example.com/hold"]},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        let old = api
+            .claims
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(held).unwrap(),
+            )
+            .await
+            .unwrap();
+        api.claims
+            .delete("data-web-0", &DeleteParams::default())
+            .await
+            .unwrap();
+        api.sets
+            .create(&PostParams::default(), &web(1, "OrderedReady", true))
+            .await
+            .unwrap();
+        reconcile(&store);
+        reconcile(&store);
+        assert!(
+            names(&api.pods).await.is_empty(),
+            "no pod while its claim is being deleted"
+        );
+        let events: Api<Event> = Api::namespaced(client.clone(), "default");
+        let event = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("FailedCreate"))
+            .expect("a FailedCreate event");
+        assert_eq!(event.type_.as_deref(), Some("Warning"));
+        assert_eq!(
+            event.message.as_deref(),
+            Some(
+                "create Pod web-0 in StatefulSet web failed error: pvc data-web-0 is being deleted"
+            )
+        );
+        assert_eq!(event.involved_object.name.as_deref(), Some("web"));
+
+        let release = json!({"metadata": {"finalizers": null}});
+        api.claims
+            .patch(
+                "data-web-0",
+                &PatchParams::default(),
+                &Patch::Merge(&release),
+            )
+            .await
+            .unwrap();
+        reconcile(&store);
+        assert_eq!(names(&api.pods).await, ["web-0"]);
+        let fresh = api.claims.get("data-web-0").await.unwrap();
+        assert_ne!(
+            fresh.metadata.uid, old.metadata.uid,
+            "a fresh claim from the template"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pending_pod_gets_its_deleted_claim_recreated_from_the_template() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        api.sets
+            .create(&PostParams::default(), &web(1, "OrderedReady", true))
+            .await
+            .unwrap();
+        reconcile(&store);
+        let first = api.claims.get("data-web-0").await.unwrap();
+        // The pod is unscheduled, so nothing protects the claim: it goes, and comes back empty.
+        api.claims
+            .delete("data-web-0", &DeleteParams::default())
+            .await
+            .unwrap();
+        reconcile(&store);
+        let second = api.claims.get("data-web-0").await.unwrap();
+        assert_ne!(second.metadata.uid, first.metadata.uid);
+        assert!(second.metadata.deletion_timestamp.is_none());
+    }
+
+    #[tokio::test]
+    async fn orphaned_pods_are_adopted_by_a_recreated_statefulset() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        api.sets
+            .create(&PostParams::default(), &web(2, "OrderedReady", true))
+            .await
+            .unwrap();
+        run_all(&store, &api.pods, 2).await;
+        let before: Vec<Pod> = api.pods.list(&ListParams::default()).await.unwrap().items;
+        let revision = api
+            .sets
+            .get("web")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .update_revision
+            .unwrap();
+
+        api.sets
+            .delete("web", &DeleteParams::orphan())
+            .await
+            .unwrap();
+        reconcile(&store);
+        assert_eq!(api_error(api.sets.get("web").await.unwrap_err()).0, 404);
+        for pod in api.pods.list(&ListParams::default()).await.unwrap().items {
+            assert!(pod.metadata.owner_references.is_none(), "orphaned");
+        }
+        reconcile(&store);
+        assert_eq!(names(&api.pods).await, ["web-0", "web-1"], "orphans stay");
+
+        let set = api
+            .sets
+            .create(&PostParams::default(), &web(2, "OrderedReady", true))
+            .await
+            .unwrap();
+        reconcile(&store);
+        reconcile(&store);
+        let after = api.pods.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(after.len(), 2);
+        for (old, new) in before.iter().zip(&after) {
+            assert_eq!(old.metadata.uid, new.metadata.uid, "adopted, not recreated");
+            assert!(
+                new.metadata.deletion_timestamp.is_none(),
+                "same template: no roll"
+            );
+            let owner = &new.metadata.owner_references.as_ref().unwrap()[0];
+            assert_eq!(Some(&owner.uid), set.metadata.uid.as_ref());
+            assert_eq!(owner.controller, Some(true));
+        }
+        let status = api.sets.get("web").await.unwrap().status.unwrap();
+        assert_eq!(
+            status.update_revision.as_ref(),
+            Some(&revision),
+            "same template, same revision"
+        );
+        assert_eq!(status.ready_replicas, Some(2));
+        let revisions = api
+            .revisions
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(revisions.len(), 1, "the orphaned revision is adopted too");
+        assert_eq!(
+            revisions[0].metadata.owner_references.as_ref().unwrap()[0].uid,
+            set.metadata.uid.clone().unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pod_that_does_not_match_the_selector_is_not_adopted() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        let stranger = json!({"metadata": {"name": "web-0", "labels": {"app": "other"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let stranger = api
+            .pods
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(stranger).unwrap(),
+            )
+            .await
+            .unwrap();
+        api.sets
+            .create(&PostParams::default(), &web(2, "OrderedReady", false))
+            .await
+            .unwrap();
+        reconcile(&store);
+        reconcile(&store);
+        let pod = api.pods.get("web-0").await.unwrap();
+        assert_eq!(pod.metadata.uid, stranger.metadata.uid);
+        assert!(pod.metadata.owner_references.is_none());
+        assert_eq!(
+            names(&api.pods).await,
+            ["web-0"],
+            "stuck on web-0: AlreadyExists on every pass"
+        );
+        assert_eq!(
+            api.sets.get("web").await.unwrap().status.unwrap().replicas,
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn revision_hash_ignores_changes_outside_the_template() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        let set = api
+            .sets
+            .create(&PostParams::default(), &web(1, "OrderedReady", true))
+            .await
+            .unwrap();
+        reconcile(&store);
+        let first = api
+            .sets
+            .get("web")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .update_revision
+            .unwrap();
+        assert!(first.starts_with("web-") && first.len() > 4, "{first}");
+        let revision = api.revisions.get(&first).await.unwrap();
+        assert_eq!(revision.revision, Some(1));
+        assert_eq!(
+            revision.metadata.owner_references.as_ref().unwrap()[0].uid,
+            set.metadata.uid.clone().unwrap()
+        );
+        let data = revision.data.0;
+        assert_eq!(
+            data["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1"
+        );
+        assert!(
+            data["spec"].get("volumeClaimTemplates").is_none(),
+            "only the template is stored"
+        );
+
+        let outside = json!({"spec": {"replicas": 2, "updateStrategy": {"rollingUpdate": {"partition": 1}},
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"}}});
+        api.sets
+            .patch("web", &PatchParams::default(), &Patch::Merge(&outside))
+            .await
+            .unwrap();
+        reconcile(&store);
+        let status = api.sets.get("web").await.unwrap().status.unwrap();
+        assert_eq!(status.update_revision.as_ref(), Some(&first));
+        assert_eq!(status.observed_generation, Some(2));
+        assert_eq!(
+            api.revisions
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+
+        let inside =
+            json!({"spec": {"template": {"metadata": {"annotations": {"note": "cosmetic"}}}}});
+        api.sets
+            .patch("web", &PatchParams::default(), &Patch::Merge(&inside))
+            .await
+            .unwrap();
+        reconcile(&store);
+        let status = api.sets.get("web").await.unwrap().status.unwrap();
+        let second = status.update_revision.unwrap();
+        assert_ne!(
+            second, first,
+            "even a cosmetic template change is a new revision"
+        );
+        assert_eq!(
+            status.current_revision.as_ref(),
+            Some(&first),
+            "nothing rolled yet"
+        );
+        assert_eq!(api.revisions.get(&second).await.unwrap().revision, Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_template_change_rolls_from_the_highest_ordinal_one_at_a_time_above_the_partition() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        api.sets
+            .create(&PostParams::default(), &web(3, "OrderedReady", false))
+            .await
+            .unwrap();
+        run_all(&store, &api.pods, 3).await;
+        let old = api
+            .sets
+            .get("web")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .update_revision
+            .unwrap();
+        let web0 = api.pods.get("web-0").await.unwrap().metadata.uid;
+        let change = json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}},
+            "template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}});
+        api.sets
+            .patch("web", &PatchParams::default(), &Patch::Merge(&change))
+            .await
+            .unwrap();
+
+        reconcile(&store);
+        assert_eq!(
+            names(&api.pods).await,
+            ["web-0", "web-1"],
+            "web-2 goes first"
+        );
+        reconcile(&store);
+        let new = api
+            .sets
+            .get("web")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .update_revision
+            .unwrap();
+        assert_eq!(revision_label(&api.pods.get("web-2").await.unwrap()), new);
+        reconcile(&store);
+        assert_eq!(
+            names(&api.pods).await,
+            ["web-0", "web-1", "web-2"],
+            "waits for web-2 to be ready"
+        );
+        run(&api.pods, "web-2").await;
+        reconcile(&store);
+        assert_eq!(names(&api.pods).await, ["web-0", "web-2"], "then web-1");
+        reconcile(&store);
+        run(&api.pods, "web-1").await;
+        for _ in 0..3 {
+            reconcile(&store);
+        }
+        let web_0 = api.pods.get("web-0").await.unwrap();
+        assert_eq!(web_0.metadata.uid, web0, "below the partition: untouched");
+        assert_eq!(revision_label(&web_0), old);
+        let status = api.sets.get("web").await.unwrap().status.unwrap();
+        assert_eq!(
+            (status.updated_replicas, status.current_replicas),
+            (Some(2), Some(1))
+        );
+        assert_eq!(status.current_revision.as_ref(), Some(&old));
+
+        let no_partition = json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}});
+        api.sets
+            .patch("web", &PatchParams::default(), &Patch::Merge(&no_partition))
+            .await
+            .unwrap();
+        run_all(&store, &api.pods, 3).await;
+        let status = api.sets.get("web").await.unwrap().status.unwrap();
+        assert_eq!(status.current_revision.as_ref(), Some(&new), "rolled out");
+        assert_eq!(status.updated_replicas, Some(3));
+    }
+
+    #[tokio::test]
+    async fn scale_down_removes_the_highest_ordinal_first() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        api.sets
+            .create(&PostParams::default(), &web(3, "OrderedReady", true))
+            .await
+            .unwrap();
+        run_all(&store, &api.pods, 3).await;
+        // web-2 lingers while terminating (a finalizer stands in for its kubelet).
+        let hold = json!({"metadata": {"finalizers": ["example.com/hold"]}});
+        api.pods
+            .patch("web-2", &PatchParams::default(), &Patch::Merge(&hold))
+            .await
+            .unwrap();
+        let scale = json!({"spec": {"replicas": 1}});
+        api.sets
+            .patch("web", &PatchParams::default(), &Patch::Merge(&scale))
+            .await
+            .unwrap();
+        reconcile(&store);
+        assert!(
+            api.pods
+                .get("web-2")
+                .await
+                .unwrap()
+                .metadata
+                .deletion_timestamp
+                .is_some()
+        );
+        reconcile(&store);
+        let web1 = api.pods.get("web-1").await.unwrap();
+        assert!(
+            web1.metadata.deletion_timestamp.is_none(),
+            "one at a time: web-2 is still terminating"
+        );
+
+        let release = json!({"metadata": {"finalizers": null}});
+        api.pods
+            .patch("web-2", &PatchParams::default(), &Patch::Merge(&release))
+            .await
+            .unwrap();
+        reconcile(&store);
+        assert_eq!(names(&api.pods).await, ["web-0"]);
+        let claims: Vec<String> = api
+            .claims
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|c| c.metadata.name.unwrap())
+            .collect();
+        assert_eq!(
+            claims,
+            ["data-web-0", "data-web-1", "data-web-2"],
+            "Retain keeps the claims"
+        );
+        assert_eq!(
+            api.sets.get("web").await.unwrap().status.unwrap().replicas,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn retention_policy_delete_owns_the_claims() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        let mut sts = web(2, "Parallel", true);
+        sts.spec.persistent_volume_claim_retention_policy = Some(
+            serde_json::from_value(json!({"whenDeleted": "Delete", "whenScaled": "Retain"}))
+                .unwrap(),
+        );
+        let set = api.sets.create(&PostParams::default(), &sts).await.unwrap();
+        reconcile(&store);
+        let owners = |claim: &PersistentVolumeClaim| -> Vec<(String, String, Option<bool>)> {
+            claim
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|r| (r.kind.clone(), r.uid.clone(), r.controller))
+                .collect()
+        };
+        let uid = set.metadata.uid.clone().unwrap();
+        for name in ["data-web-0", "data-web-1"] {
+            let claim = api.claims.get(name).await.unwrap();
+            assert_eq!(
+                owners(&claim),
+                [("StatefulSet".to_owned(), uid.clone(), Some(true))]
+            );
+        }
+
+        let retain =
+            json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain"}}});
+        api.sets
+            .patch("web", &PatchParams::default(), &Patch::Merge(&retain))
+            .await
+            .unwrap();
+        reconcile(&store);
+        for name in ["data-web-0", "data-web-1"] {
+            assert!(
+                owners(&api.claims.get(name).await.unwrap()).is_empty(),
+                "Retain removes our refs"
+            );
+        }
+        let delete =
+            json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"}}});
+        api.sets
+            .patch("web", &PatchParams::default(), &Patch::Merge(&delete))
+            .await
+            .unwrap();
+        reconcile(&store);
+        assert_eq!(
+            owners(&api.claims.get("data-web-0").await.unwrap()).len(),
+            1
+        );
+
+        // Deleting the set without orphaning takes the claims with it.
+        api.sets
+            .delete("web", &DeleteParams::background())
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            reconcile(&store);
+        }
+        assert!(
+            api.claims
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn retention_policy_when_scaled_delete_hands_removed_replicas_claims_to_their_pod() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        let mut sts = web(2, "Parallel", true);
+        sts.spec.persistent_volume_claim_retention_policy = Some(
+            serde_json::from_value(json!({"whenDeleted": "Retain", "whenScaled": "Delete"}))
+                .unwrap(),
+        );
+        api.sets.create(&PostParams::default(), &sts).await.unwrap();
+        run_all(&store, &api.pods, 2).await;
+        assert!(
+            api.claims
+                .get("data-web-1")
+                .await
+                .unwrap()
+                .metadata
+                .owner_references
+                .is_none(),
+            "in range: no owner"
+        );
+        let web1 = api.pods.get("web-1").await.unwrap();
+
+        let scale = json!({"spec": {"replicas": 1}});
+        api.sets
+            .patch("web", &PatchParams::default(), &Patch::Merge(&scale))
+            .await
+            .unwrap();
+        reconcile(&store);
+        let claim = api.claims.get("data-web-1").await.unwrap();
+        let owner = &claim.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Pod", "web-1"));
+        assert_eq!(Some(&owner.uid), web1.metadata.uid.as_ref());
+        assert_eq!(names(&api.pods).await, ["web-0"]);
+
+        for _ in 0..3 {
+            reconcile(&store);
+        }
+        assert_eq!(
+            api_error(api.claims.get("data-web-1").await.unwrap_err()).0,
+            404,
+            "collected with its pod"
+        );
+        assert!(
+            api.claims
+                .get("data-web-0")
+                .await
+                .unwrap()
+                .metadata
+                .owner_references
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_created_or_deleted_while_the_statefulset_is_terminating() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let api = apis(&client);
+        let mut sts = web(2, "Parallel", false);
+        sts.metadata.finalizers = Some(vec!["example.com/hold".to_owned()]);
+        api.sets.create(&PostParams::default(), &sts).await.unwrap();
+        reconcile(&store);
+        assert_eq!(names(&api.pods).await, ["web-0", "web-1"]);
+        api.sets
+            .delete("web", &DeleteParams::default())
+            .await
+            .unwrap();
+        api.pods
+            .delete("web-1", &DeleteParams::default())
+            .await
+            .unwrap();
+        let scale = json!({"spec": {"replicas": 1}});
+        api.sets
+            .patch("web", &PatchParams::default(), &Patch::Merge(&scale))
+            .await
+            .unwrap();
+        reconcile(&store);
+        reconcile(&store);
+        assert_eq!(
+            names(&api.pods).await,
+            ["web-0"],
+            "web-1 is not recreated, web-0 not condemned"
+        );
+        assert_eq!(
+            api.sets.get("web").await.unwrap().status.unwrap().replicas,
+            1,
+            "status still updated"
+        );
+    }
+}
+
+mod deployment {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube_sim::controllers::reconcile;
+
+    fn api(client: &Client) -> (Api<Deployment>, Api<ReplicaSet>, Api<Pod>) {
+        (
+            Api::namespaced(client.clone(), "default"),
+            Api::namespaced(client.clone(), "default"),
+            Api::namespaced(client.clone(), "default"),
+        )
+    }
+
+    fn app(replicas: i32, image: &str) -> Deployment {
+        serde_json::from_value(json!({"metadata": {"name": "app"}, "spec": {"replicas": replicas,
+            "selector": {"matchLabels": {"app": "app"}},
+            "template": {"metadata": {"labels": {"app": "app"}},
+                         "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": image}]}}}}))
+        .unwrap()
+    }
+
+    /// Reconciles, playing the kubelet for every pod, until nothing changes.
+    async fn settle(store: &Store, pods: &Api<Pod>) {
+        for _ in 0..12 {
+            reconcile(store);
+            for pod in pods.list(&ListParams::default()).await.unwrap().items {
+                let name = pod.metadata.name.clone().unwrap();
+                if pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
+                    let bind = json!({"spec": {"nodeName": "node-1"}});
+                    pods.patch(&name, &PatchParams::default(), &Patch::Merge(&bind))
+                        .await
+                        .unwrap();
+                    let ready = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+                    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&ready))
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        reconcile(store);
+    }
+
+    fn owner_of(meta: &kube::api::ObjectMeta) -> (String, String) {
+        let owner = &meta.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.controller, Some(true));
+        (owner.kind.clone(), owner.uid.clone())
+    }
+
+    #[tokio::test]
+    async fn deployment_scales_to_zero_and_back() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let (deployments, sets, pods) = api(&client);
+        let deployment = deployments
+            .create(&PostParams::default(), &app(2, "nginx:1"))
+            .await
+            .unwrap();
+        settle(&store, &pods).await;
+        let rs = sets.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(rs.len(), 1);
+        let rs = &rs[0];
+        let rs_name = rs.metadata.name.clone().unwrap();
+        assert!(rs_name.starts_with("app-"), "{rs_name}");
+        assert_eq!(
+            owner_of(&rs.metadata),
+            (
+                "Deployment".to_owned(),
+                deployment.metadata.uid.clone().unwrap()
+            )
+        );
+        let running = pods.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(running.len(), 2);
+        for pod in &running {
+            let name = pod.metadata.name.as_deref().unwrap();
+            assert_eq!(name.len(), rs_name.len() + 6, "{name}");
+            assert!(name.starts_with(&format!("{rs_name}-")));
+            assert_eq!(
+                owner_of(&pod.metadata),
+                ("ReplicaSet".to_owned(), rs.metadata.uid.clone().unwrap())
+            );
+            assert!(
+                pod.metadata
+                    .labels
+                    .as_ref()
+                    .unwrap()
+                    .contains_key("pod-template-hash")
+            );
+        }
+        let status = deployments.get("app").await.unwrap().status.unwrap();
+        assert_eq!(
+            (
+                status.replicas,
+                status.ready_replicas,
+                status.available_replicas
+            ),
+            (Some(2), Some(2), Some(2))
+        );
+        assert_eq!(status.observed_generation, Some(1));
+
+        let zero = json!({"spec": {"replicas": 0}});
+        deployments
+            .patch("app", &PatchParams::default(), &Patch::Merge(&zero))
+            .await
+            .unwrap();
+        settle(&store, &pods).await;
+        assert!(
+            pods.list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        let status = deployments.get("app").await.unwrap().status.unwrap();
+        assert_eq!(
+            (
+                status.replicas,
+                status.available_replicas,
+                status.observed_generation
+            ),
+            (Some(0), Some(0), Some(2))
+        );
+        let same = sets.get(&rs_name).await.unwrap();
+        assert_eq!(
+            same.metadata.uid, rs.metadata.uid,
+            "the ReplicaSet stays, at zero"
+        );
+        assert_eq!(same.spec.replicas, Some(0));
+
+        let back = json!({"spec": {"replicas": 2}});
+        deployments
+            .patch("app", &PatchParams::default(), &Patch::Merge(&back))
+            .await
+            .unwrap();
+        settle(&store, &pods).await;
+        assert_eq!(
+            pods.list(&ListParams::default()).await.unwrap().items.len(),
+            2
+        );
+        assert_eq!(
+            sets.list(&ListParams::default()).await.unwrap().items.len(),
+            1
+        );
+        let status = deployments.get("app").await.unwrap().status.unwrap();
+        assert_eq!(
+            (
+                status.replicas,
+                status.ready_replicas,
+                status.observed_generation
+            ),
+            (Some(2), Some(2), Some(3))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deployment_template_change_moves_the_pods_to_a_new_replica_set() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let (deployments, sets, pods) = api(&client);
+        deployments
+            .create(&PostParams::default(), &app(4, "nginx:1"))
+            .await
+            .unwrap();
+        settle(&store, &pods).await;
+        let old = sets.list(&ListParams::default()).await.unwrap().items[0]
+            .metadata
+            .name
+            .clone()
+            .unwrap();
+
+        let change = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}});
+        deployments
+            .patch("app", &PatchParams::default(), &Patch::Merge(&change))
+            .await
+            .unwrap();
+        reconcile(&store);
+        // maxSurge 25% of 4: one new pod before anything old goes.
+        let all_rs = sets.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(all_rs.len(), 2);
+        let new = all_rs
+            .iter()
+            .find(|rs| rs.metadata.name.as_deref() != Some(old.as_str()))
+            .unwrap();
+        assert_eq!(new.spec.replicas, Some(1));
+        assert_eq!(
+            pods.list(&ListParams::default()).await.unwrap().items.len(),
+            5
+        );
+
+        settle(&store, &pods).await;
+        let new_name = new.metadata.name.clone().unwrap();
+        assert_eq!(sets.get(&old).await.unwrap().spec.replicas, Some(0));
+        assert_eq!(sets.get(&new_name).await.unwrap().spec.replicas, Some(4));
+        let remaining = pods.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(remaining.len(), 4);
+        assert!(
+            remaining
+                .iter()
+                .all(|p| p.metadata.name.as_deref().unwrap().starts_with(&new_name))
+        );
+        let status = deployments.get("app").await.unwrap().status.unwrap();
+        assert_eq!(
+            (status.updated_replicas, status.available_replicas),
+            (Some(4), Some(4))
+        );
+    }
 }

@@ -1,0 +1,329 @@
+//! The scheduler and kubelet stand-in: binds pods to nodes that honour their volumes'
+//! node affinity, attaches and mounts the disks (refusing a second attachment of a
+//! single-attach disk and a filesystem that does not match), reports Ready, and
+//! finishes graceful termination by detaching and removing the pod.
+
+use serde_json::{Value, json};
+
+use super::volume_binding::SELECTED_NODE;
+use super::{all, terminating, text};
+use crate::patch::PatchKind;
+use crate::resource::ResourceType;
+use crate::store::{DeleteOptions, Store, Subresource};
+
+/// Longest a terminating pod lingers before the kubelet removes it (its grace period, capped).
+const TERMINATION_CAP_SECONDS: i64 = 1;
+
+fn claim_names(pod: &Value) -> Vec<&str> {
+    pod.pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            v.pointer("/persistentVolumeClaim/claimName")
+                .and_then(Value::as_str)
+        })
+        .collect()
+}
+
+/// Whether a node's labels satisfy a PV's required node affinity (terms ORed, expressions ANDed).
+pub fn node_matches_affinity(node: &Value, pv: &Value) -> bool {
+    let Some(terms) = pv
+        .pointer("/spec/nodeAffinity/required/nodeSelectorTerms")
+        .and_then(Value::as_array)
+    else {
+        return true;
+    };
+    let labels = node.pointer("/metadata/labels");
+    let label = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+    terms.iter().any(|term| {
+        term.get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .all(|e| {
+                let values: Vec<&str> = e
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let actual = label(text(e, "/key"));
+                match text(e, "/operator") {
+                    "In" => actual.is_some_and(|a| values.contains(&a)),
+                    "NotIn" => actual.is_none_or(|a| !values.contains(&a)),
+                    "Exists" => actual.is_some(),
+                    "DoesNotExist" => actual.is_none(),
+                    _ => false,
+                }
+            })
+    })
+}
+
+struct Kinds {
+    pods: ResourceType,
+    claims: ResourceType,
+    pvs: ResourceType,
+    classes: ResourceType,
+    nodes: ResourceType,
+}
+
+/// One pass over every pod.
+pub fn reconcile(store: &Store) {
+    let (Some(pods), Some(claims), Some(pvs), Some(classes), Some(nodes)) = (
+        store.resource("", "pods"),
+        store.resource("", "persistentvolumeclaims"),
+        store.resource("", "persistentvolumes"),
+        store.resource("storage.k8s.io", "storageclasses"),
+        store.resource("", "nodes"),
+    ) else {
+        return;
+    };
+    let kinds = Kinds {
+        pods,
+        claims,
+        pvs,
+        classes,
+        nodes,
+    };
+    for pod in all(store, &kinds.pods) {
+        if terminating(&pod) {
+            finish_termination(store, &kinds, &pod);
+        } else if text(&pod, "/spec/nodeName").is_empty() {
+            schedule(store, &kinds, &pod);
+        } else if text(&pod, "/status/phase") == "Pending" {
+            start(store, &kinds, &pod);
+        }
+    }
+}
+
+fn get(store: &Store, rt: &ResourceType, namespace: Option<&str>, name: &str) -> Option<Value> {
+    store.get(rt, namespace, name).ok()
+}
+
+fn volumes_of(store: &Store, kinds: &Kinds, pod: &Value) -> Result<Vec<Value>, String> {
+    let namespace = text(pod, "/metadata/namespace");
+    claim_names(pod)
+        .into_iter()
+        .map(|name| {
+            let claim = get(store, &kinds.claims, Some(namespace), name)
+                .ok_or_else(|| format!("persistentvolumeclaim {name:?} not found"))?;
+            if terminating(&claim) {
+                return Err(format!("persistentvolumeclaim {name:?} is being deleted"));
+            }
+            let volume = text(&claim, "/spec/volumeName");
+            if text(&claim, "/status/phase") != "Bound" || volume.is_empty() {
+                return Err(format!(
+                    "pod has unbound immediate PersistentVolumeClaims ({name})"
+                ));
+            }
+            get(store, &kinds.pvs, None, volume)
+                .ok_or_else(|| format!("persistentvolume {volume:?} not found"))
+        })
+        .collect()
+}
+
+fn set_pending_reason(store: &Store, kinds: &Kinds, pod: &Value, reason: &str, message: &str) {
+    if text(pod, "/status/message") == message {
+        return;
+    }
+    let status = json!({"status": {"phase": "Pending", "reason": reason, "message": message}});
+    let namespace = pod.pointer("/metadata/namespace").and_then(Value::as_str);
+    let _ = store.patch(
+        &kinds.pods,
+        namespace,
+        text(pod, "/metadata/name"),
+        PatchKind::Merge,
+        &status,
+        Subresource::Status,
+    );
+}
+
+fn schedule(store: &Store, kinds: &Kinds, pod: &Value) {
+    let namespace = text(pod, "/metadata/namespace");
+    let nodes = all(store, &kinds.nodes);
+    // WaitForFirstConsumer claims learn their node from the scheduler first.
+    for name in claim_names(pod) {
+        let Some(claim) = get(store, &kinds.claims, Some(namespace), name) else {
+            continue;
+        };
+        let unbound = text(&claim, "/spec/volumeName").is_empty();
+        let class = claim
+            .pointer("/spec/storageClassName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let wait_for_consumer = get(store, &kinds.classes, None, class)
+            .is_some_and(|c| text(&c, "/volumeBindingMode") == "WaitForFirstConsumer");
+        if unbound
+            && wait_for_consumer
+            && claim
+                .pointer(&format!(
+                    "/metadata/annotations/{}",
+                    SELECTED_NODE.replace('/', "~1")
+                ))
+                .is_none()
+            && let Some(node) = nodes.first()
+        {
+            let body =
+                json!({"metadata": {"annotations": {SELECTED_NODE: text(node, "/metadata/name")}}});
+            let _ = store.patch(
+                &kinds.claims,
+                Some(namespace),
+                name,
+                PatchKind::Merge,
+                &body,
+                Subresource::Main,
+            );
+        }
+    }
+    let volumes = match volumes_of(store, kinds, pod) {
+        Ok(volumes) => volumes,
+        Err(message) => return set_pending_reason(store, kinds, pod, "Unschedulable", &message),
+    };
+    let Some(node) = nodes
+        .iter()
+        .find(|n| volumes.iter().all(|pv| node_matches_affinity(n, pv)))
+    else {
+        return set_pending_reason(
+            store,
+            kinds,
+            pod,
+            "Unschedulable",
+            &format!(
+                "0/{} nodes are available: node(s) had volume node affinity conflict",
+                nodes.len()
+            ),
+        );
+    };
+    let body = json!({"spec": {"nodeName": text(node, "/metadata/name")}});
+    let _ = store.patch(
+        &kinds.pods,
+        Some(namespace),
+        text(pod, "/metadata/name"),
+        PatchKind::Merge,
+        &body,
+        Subresource::Main,
+    );
+}
+
+fn filesystem_of(pv: &Value) -> String {
+    let spec = pv.get("spec");
+    let from_source = spec.and_then(Value::as_object).and_then(|s| {
+        s.values().find_map(|v| {
+            v.get("fsType")
+                .and_then(Value::as_str)
+                .filter(|f| !f.is_empty())
+        })
+    });
+    from_source.unwrap_or("ext4").to_owned()
+}
+
+fn start(store: &Store, kinds: &Kinds, pod: &Value) {
+    let node = text(pod, "/spec/nodeName");
+    let volumes = match volumes_of(store, kinds, pod) {
+        Ok(volumes) => volumes,
+        Err(message) => {
+            return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
+        }
+    };
+    for pv in &volumes {
+        let Some(disk) = store.cloud().find_for_pv(pv) else {
+            let message = format!(
+                "MountVolume failed for volume {:?}: disk not found",
+                text(pv, "/metadata/name")
+            );
+            return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
+        };
+        if let Err(error) = store.cloud().attach(&disk.id, node) {
+            return set_pending_reason(store, kinds, pod, "ContainerCreating", &error.to_string());
+        }
+        if pv.pointer("/spec/volumeMode").and_then(Value::as_str) == Some("Block") {
+            continue;
+        }
+        let wanted = filesystem_of(pv);
+        match &disk.filesystem {
+            None => {
+                let _ = store.cloud().format(&disk.id, &wanted);
+            }
+            Some(found) if *found != wanted => {
+                let message = format!(
+                    "MountVolume.MountDevice failed for volume {:?}: the disk has a {found} filesystem, the volume asks for {wanted}",
+                    text(pv, "/metadata/name")
+                );
+                return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
+            }
+            Some(_) => {}
+        }
+    }
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let condition = |kind: &str| json!({"type": kind, "status": "True", "lastTransitionTime": now});
+    let status = json!({"status": {"phase": "Running", "reason": null, "message": null, "startTime": now,
+        "conditions": [condition("PodScheduled"), condition("Initialized"), condition("ContainersReady"), condition("Ready")]}});
+    let namespace = pod.pointer("/metadata/namespace").and_then(Value::as_str);
+    let _ = store.patch(
+        &kinds.pods,
+        namespace,
+        text(pod, "/metadata/name"),
+        PatchKind::Merge,
+        &status,
+        Subresource::Status,
+    );
+}
+
+fn finish_termination(store: &Store, kinds: &Kinds, pod: &Value) {
+    let grace = pod
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let deleted_at = text(pod, "/metadata/deletionTimestamp")
+        .parse::<jiff::Timestamp>()
+        .ok();
+    let elapsed = deleted_at.map_or(i64::MAX, |t| {
+        jiff::Timestamp::now().as_second() - t.as_second()
+    });
+    if elapsed < grace.min(TERMINATION_CAP_SECONDS) {
+        return;
+    }
+    let node = text(pod, "/spec/nodeName");
+    let name = text(pod, "/metadata/name");
+    let namespace = text(pod, "/metadata/namespace");
+    if !node.is_empty() {
+        let others: Vec<Value> = all(store, &kinds.pods)
+            .into_iter()
+            .filter(|p| {
+                text(p, "/spec/nodeName") == node
+                    && !(text(p, "/metadata/name") == name
+                        && text(p, "/metadata/namespace") == namespace)
+            })
+            .collect();
+        for pv in volumes_of_any(store, kinds, pod) {
+            let still_used = others.iter().any(|other| {
+                volumes_of_any(store, kinds, other)
+                    .iter()
+                    .any(|o| text(o, "/metadata/name") == text(&pv, "/metadata/name"))
+            });
+            if let (false, Some(disk)) = (still_used, store.cloud().find_for_pv(&pv)) {
+                store.cloud().detach(&disk.id, node);
+            }
+        }
+    }
+    let options = DeleteOptions {
+        grace_period_seconds: Some(0),
+        precondition_uid: Some(text(pod, "/metadata/uid").to_owned()),
+        ..DeleteOptions::default()
+    };
+    let _ = store.delete(&kinds.pods, Some(namespace), name, &options);
+}
+
+/// The PVs of a pod's claims, whatever their state (for teardown).
+fn volumes_of_any(store: &Store, kinds: &Kinds, pod: &Value) -> Vec<Value> {
+    let namespace = text(pod, "/metadata/namespace");
+    claim_names(pod)
+        .into_iter()
+        .filter_map(|name| get(store, &kinds.claims, Some(namespace), name))
+        .filter_map(|claim| get(store, &kinds.pvs, None, text(&claim, "/spec/volumeName")))
+        .collect()
+}

@@ -1,0 +1,376 @@
+//! Starting points for the simulated cluster, built through the API as a user would:
+//! nodes, CSI drivers, StorageClasses and workloads, then the controllers provision and
+//! start everything, and each volume gets known data.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use crate::api_error::ApiError;
+use crate::controllers;
+use crate::store::{ListOptions, Store};
+
+/// A named starting state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Nothing but the system namespaces.
+    Empty,
+    /// Three nodes and a 3-replica StatefulSet on `kubernetes.io/vsphere-volume`.
+    VsphereStatefulset,
+    /// Three nodes and a 3-replica StatefulSet on `kubernetes.io/aws-ebs`.
+    EbsStatefulset,
+    /// Every in-tree plugin: StatefulSets, a Deployment, bare claims, an inline volume,
+    /// a static PV and a Released PV.
+    Mixed,
+}
+
+/// Why a scenario could not be set up.
+#[derive(Debug, Error)]
+pub enum ScenarioError {
+    /// The name is not a known scenario.
+    #[error("unknown scenario {0:?} (known: empty, vsphere-statefulset, ebs-statefulset, mixed)")]
+    Unknown(String),
+    /// The API server refused an object of the scenario.
+    #[error("creating {object}: {error}")]
+    Create {
+        /// `Kind/name` of the object.
+        object: String,
+        /// The API error.
+        error: ApiError,
+    },
+    /// The workloads did not become Ready in time.
+    #[error("the scenario's pods were not Running after {0:?}: {1}")]
+    NotReady(Duration, String),
+}
+
+impl FromStr for Scenario {
+    type Err = ScenarioError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "empty" => Ok(Self::Empty),
+            "vsphere-statefulset" => Ok(Self::VsphereStatefulset),
+            "ebs-statefulset" => Ok(Self::EbsStatefulset),
+            "mixed" => Ok(Self::Mixed),
+            other => Err(ScenarioError::Unknown(other.to_owned())),
+        }
+    }
+}
+
+/// In-tree provisioner, class name, zone, CSI driver of each plugin the scenarios use.
+const PLUGINS: &[(&str, &str, &str)] = &[
+    (
+        "kubernetes.io/vsphere-volume",
+        "vsphere-thin",
+        "csi.vsphere.vmware.com",
+    ),
+    ("kubernetes.io/aws-ebs", "gp2", "ebs.csi.aws.com"),
+    ("kubernetes.io/gce-pd", "standard", "pd.csi.storage.gke.io"),
+    (
+        "kubernetes.io/azure-disk",
+        "managed-premium",
+        "disk.csi.azure.com",
+    ),
+    (
+        "kubernetes.io/azure-file",
+        "azurefile",
+        "file.csi.azure.com",
+    ),
+    (
+        "kubernetes.io/cinder",
+        "cinder-standard",
+        "cinder.csi.openstack.org",
+    ),
+    (
+        "kubernetes.io/portworx-volume",
+        "portworx-db",
+        "pxd.portworx.com",
+    ),
+    ("kubernetes.io/rbd", "ceph-rbd", "rbd.csi.ceph.com"),
+];
+
+fn create(store: &Store, group: &str, plural: &str, object: Value) -> Result<Value, ScenarioError> {
+    let describe = || {
+        format!(
+            "{}/{}",
+            object.get("kind").and_then(Value::as_str).unwrap_or(plural),
+            object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        )
+    };
+    let rt = store
+        .resource(group, plural)
+        .ok_or_else(|| ScenarioError::Create {
+            object: describe(),
+            error: ApiError::unknown_path(plural),
+        })?;
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    store
+        .create(&rt, namespace.as_deref(), object.clone())
+        .map_err(|error| ScenarioError::Create {
+            object: describe(),
+            error,
+        })
+}
+
+fn nodes_and_drivers(store: &Store, plugins: &[&(&str, &str, &str)]) -> Result<(), ScenarioError> {
+    let migrated: Vec<&str> = plugins
+        .iter()
+        .map(|(p, _, _)| *p)
+        .filter(|p| *p != "kubernetes.io/rbd")
+        .collect();
+    for (i, zone) in ["zone-a", "zone-b", "zone-c"].iter().enumerate() {
+        let name = format!("node-{i}");
+        create(
+            store,
+            "",
+            "nodes",
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name,
+            "labels": {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": zone,
+                       "topology.kubernetes.io/region": "region-1"}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        )?;
+        let drivers: Vec<Value> = plugins
+            .iter()
+            .map(|(_, _, driver)| json!({"name": driver, "nodeID": name, "topologyKeys": []}))
+            .collect();
+        create(
+            store,
+            "storage.k8s.io",
+            "csinodes",
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode",
+            "metadata": {"name": name, "annotations": {"storage.alpha.kubernetes.io/migrated-plugins": migrated.join(",")}},
+            "spec": {"drivers": drivers}}),
+        )?;
+    }
+    for (_, _, driver) in plugins {
+        create(
+            store,
+            "storage.k8s.io",
+            "csidrivers",
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+            "metadata": {"name": driver}, "spec": {"attachRequired": true, "podInfoOnMount": false}}),
+        )?;
+    }
+    Ok(())
+}
+
+fn classes(store: &Store, plugins: &[&(&str, &str, &str)]) -> Result<(), ScenarioError> {
+    for (provisioner, class, driver) in plugins {
+        let parameters = match *provisioner {
+            "kubernetes.io/vsphere-volume" => {
+                json!({"diskformat": "thin", "storagePolicyName": "vSAN Default"})
+            }
+            "kubernetes.io/aws-ebs" => json!({"type": "gp2", "fsType": "ext4"}),
+            "kubernetes.io/rbd" => {
+                json!({"monitors": "10.0.0.1:6789", "adminSecretName": "ceph-admin",
+                                          "adminSecretNamespace": "kube-system", "pool": "kube"})
+            }
+            _ => json!({}),
+        };
+        let mut object = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": class}, "provisioner": provisioner, "parameters": parameters,
+            "reclaimPolicy": "Delete", "allowVolumeExpansion": true});
+        if plugins.len() == 1 {
+            object["metadata"]["annotations"] =
+                json!({"storageclass.kubernetes.io/is-default-class": "true"});
+        }
+        create(store, "storage.k8s.io", "storageclasses", object)?;
+        // The CSI class a migration moves to.
+        create(
+            store,
+            "storage.k8s.io",
+            "storageclasses",
+            json!({"apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass", "metadata": {"name": format!("{class}-csi")}, "provisioner": driver,
+            "reclaimPolicy": "Delete", "allowVolumeExpansion": true}),
+        )?;
+    }
+    Ok(())
+}
+
+fn statefulset(store: &Store, name: &str, class: &str, replicas: u32) -> Result<(), ScenarioError> {
+    create(
+        store,
+        "apps",
+        "statefulsets",
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"serviceName": name, "replicas": replicas, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/nginx-slim:0.27",
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                "storageClassName": class, "resources": {"requests": {"storage": "1Gi"}}}}]}}),
+    )?;
+    Ok(())
+}
+
+fn claim(store: &Store, name: &str, class: &str, access: &str) -> Result<(), ScenarioError> {
+    create(
+        store,
+        "",
+        "persistentvolumeclaims",
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"accessModes": [access], "storageClassName": class, "resources": {"requests": {"storage": "2Gi"}}}}),
+    )?;
+    Ok(())
+}
+
+fn mixed(store: &Store) -> Result<(), ScenarioError> {
+    let all: Vec<&(&str, &str, &str)> = PLUGINS.iter().collect();
+    nodes_and_drivers(store, &all)?;
+    classes(store, &all)?;
+    statefulset(store, "web", "vsphere-thin", 3)?;
+    statefulset(store, "db", "gp2", 2)?;
+    // A Deployment on a bare claim.
+    claim(store, "reports", "standard", "ReadWriteOnce")?;
+    create(
+        store,
+        "apps",
+        "deployments",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "reports", "namespace": "default"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "reports"}},
+            "template": {"metadata": {"labels": {"app": "reports"}}, "spec": {
+                "containers": [{"name": "app", "image": "busybox"}],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "reports"}}]}}}}),
+    )?;
+    // Bare claims on the remaining plugins.
+    claim(store, "shared-files", "azurefile", "ReadWriteMany")?;
+    claim(store, "premium", "managed-premium", "ReadWriteOnce")?;
+    claim(store, "openstack", "cinder-standard", "ReadWriteOnce")?;
+    claim(store, "px", "portworx-db", "ReadWriteOnce")?;
+    claim(store, "ceph", "ceph-rbd", "ReadWriteOnce")?;
+    // A static in-tree PV bound by name, on a disk that already exists.
+    let disk = store
+        .cloud()
+        .create_disk("kubernetes.io/cinder", "legacy", 5 << 30, None);
+    let mut spec = json!({"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOnce"],
+        "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+        "claimRef": {"namespace": "default", "name": "legacy"}});
+    if let (Some(spec), Some(source)) = (spec.as_object_mut(), disk.in_tree_source.as_object()) {
+        spec.extend(source.clone());
+    }
+    create(
+        store,
+        "",
+        "persistentvolumes",
+        json!({"apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": "legacy-cinder"}, "spec": spec}),
+    )?;
+    create(
+        store,
+        "",
+        "persistentvolumeclaims",
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "legacy", "namespace": "default"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": "legacy-cinder",
+                 "resources": {"requests": {"storage": "5Gi"}}}}),
+    )?;
+    // A Released PV whose claim is long gone (Retain keeps its disk).
+    let orphan =
+        store
+            .cloud()
+            .create_disk("kubernetes.io/portworx-volume", "released", 1 << 30, None);
+    let mut spec = json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+        "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "portworx-db",
+        "claimRef": {"namespace": "default", "name": "gone", "uid": "00000000-0000-4000-8000-000000000000"}});
+    if let (Some(spec), Some(source)) = (spec.as_object_mut(), orphan.in_tree_source.as_object()) {
+        spec.extend(source.clone());
+    }
+    create(
+        store,
+        "",
+        "persistentvolumes",
+        json!({"apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": "released-portworx"}, "spec": spec}),
+    )?;
+    // A pod with an inline in-tree volume.
+    let inline = store
+        .cloud()
+        .create_disk("kubernetes.io/azure-disk", "inline", 1 << 30, None);
+    let mut volume = json!({"name": "scratch"});
+    if let (Some(volume), Some(source)) =
+        (volume.as_object_mut(), inline.in_tree_source.as_object())
+    {
+        volume.extend(source.clone());
+    }
+    create(
+        store,
+        "",
+        "pods",
+        json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "inline-azure", "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": "busybox"}], "volumes": [volume]}}),
+    )?;
+    Ok(())
+}
+
+/// Sets up `scenario`, runs the controllers until every pod is Running (within `timeout`),
+/// then writes known content into every disk a claim uses.
+pub async fn apply(
+    store: &Arc<Store>,
+    scenario: Scenario,
+    timeout: Duration,
+) -> Result<(), ScenarioError> {
+    let want_pods = match scenario {
+        Scenario::Empty => return Ok(()),
+        Scenario::VsphereStatefulset | Scenario::EbsStatefulset => {
+            let plugin = if scenario == Scenario::VsphereStatefulset {
+                &PLUGINS[0]
+            } else {
+                &PLUGINS[1]
+            };
+            nodes_and_drivers(store, &[plugin])?;
+            classes(store, &[plugin])?;
+            statefulset(store, "web", plugin.1, 3)?;
+            3
+        }
+        Scenario::Mixed => {
+            mixed(store)?;
+            3 + 2 + 1 + 1
+        }
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let pods = store.resource("", "pods");
+    loop {
+        controllers::reconcile(store);
+        let running = pods
+            .as_ref()
+            .and_then(|rt| store.list(rt, None, &ListOptions::default()).ok())
+            .and_then(|l| l.get("items").and_then(Value::as_array).cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p.pointer("/status/phase").and_then(Value::as_str) == Some("Running"))
+            .count();
+        if running >= want_pods {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ScenarioError::NotReady(
+                timeout,
+                format!("{running} of {want_pods} pods Running"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for disk in store.cloud().list() {
+        if disk.content.is_empty() {
+            let _ = store.cloud().write(
+                &disk.id,
+                format!("data of {} written by the scenario\n", disk.id).into_bytes(),
+            );
+        }
+    }
+    Ok(())
+}

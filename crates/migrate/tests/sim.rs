@@ -1,0 +1,873 @@
+//! End-to-end tests of plan + runner against kube-sim over HTTP: full migration, a crash
+//! at every step boundary, and the §9 hazards a naive order would hit.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use csi_migrate_migrate::runner::{RunError, RunOptions, StopPoint};
+use csi_migrate_migrate::workdir::JournalEvent;
+use csi_migrate_migrate::{
+    Plan, PlanOptions, Step, load_statefulset_snapshot, migrate, plan_statefulset, resume,
+};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, Config};
+use kube_sim::scenario::Scenario;
+use kube_sim::store::ListOptions;
+use kube_sim::{RunningServer, Store};
+use serde_json::{Value, json};
+
+const NS: &str = "default";
+const TARGET: &str = "gp2-csi";
+const DRIVER: &str = "ebs.csi.aws.com";
+
+/// A simulated cluster on the ebs-statefulset scenario, with a monitor that checks
+/// invariants at every change the store publishes.
+struct Cluster {
+    store: Arc<Store>,
+    _server: RunningServer,
+    controllers: tokio::task::JoinHandle<()>,
+    monitor: tokio::task::JoinHandle<()>,
+    client: Client,
+    /// Disk id → sha256 before anything ran.
+    disks_before: BTreeMap<String, String>,
+    /// Invariant violations seen by the monitor.
+    violations: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.controllers.abort();
+        self.monitor.abort();
+        self._server.shutdown();
+    }
+}
+
+fn items(store: &Store, plural: &str) -> Vec<Value> {
+    let rt = store.resource("", plural).unwrap();
+    store
+        .list(&rt, None, &ListOptions::default())
+        .unwrap()
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Invariants that must hold at every observed instant: never two PVs naming one disk
+/// (§5.6), no original disk deleted, no claim of the set bound to a disk that is not
+/// one of the originals (an empty, freshly provisioned disk).
+fn check_instant(store: &Store, originals: &BTreeMap<String, String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let cloud = store.cloud();
+    let disks: BTreeMap<String, _> = cloud
+        .list()
+        .into_iter()
+        .map(|d| (d.id.clone(), d))
+        .collect();
+    for id in originals.keys() {
+        if !disks.contains_key(id) {
+            problems.push(format!("disk {id} was deleted"));
+        }
+    }
+    let mut owners: BTreeMap<String, String> = BTreeMap::new();
+    let mut disk_of_pv: BTreeMap<String, String> = BTreeMap::new();
+    for pv in items(store, "persistentvolumes") {
+        let name = text(&pv, "/metadata/name").to_owned();
+        if let Some(disk) = cloud.find_for_pv(&pv) {
+            if let Some(other) = owners.insert(disk.id.clone(), name.clone()) {
+                problems.push(format!("PVs {other} and {name} both name disk {}", disk.id));
+            }
+            disk_of_pv.insert(name, disk.id);
+        }
+    }
+    for claim in items(store, "persistentvolumeclaims") {
+        let name = text(&claim, "/metadata/name");
+        if !name.starts_with("data-web-") || text(&claim, "/status/phase") != "Bound" {
+            continue;
+        }
+        let volume = text(&claim, "/spec/volumeName");
+        match disk_of_pv.get(volume) {
+            Some(disk) if originals.contains_key(disk) => {}
+            other => problems.push(format!(
+                "claim {name} is bound to {volume} on disk {other:?}, not an original disk"
+            )),
+        }
+    }
+    problems
+}
+
+fn pod_uids(store: &Store) -> BTreeMap<String, String> {
+    items(store, "pods")
+        .iter()
+        .map(|p| {
+            (
+                text(p, "/metadata/name").to_owned(),
+                text(p, "/metadata/uid").to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn cluster() -> Cluster {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store = Arc::new(Store::new(10_000));
+    kube_sim::scenario::apply(&store, Scenario::EbsStatefulset, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let server = kube_sim::serve(store.clone(), "127.0.0.1:0".parse().unwrap(), false)
+        .await
+        .unwrap();
+    let controllers = kube_sim::controllers::spawn(store.clone(), Default::default());
+    let yaml = kube_sim::kubeconfig::kubeconfig(&server.url, server.ca_pem.as_deref());
+    let config = Config::from_custom_kubeconfig(
+        Kubeconfig::from_yaml(&yaml).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let client = Client::try_from(config).unwrap();
+    let disks_before: BTreeMap<String, String> = store
+        .cloud()
+        .list()
+        .into_iter()
+        .map(|d| (d.id.clone(), d.sha256()))
+        .collect();
+    assert_eq!(disks_before.len(), 3);
+    let violations = Arc::new(Mutex::new(Vec::new()));
+    let monitor = {
+        let store = store.clone();
+        let originals = disks_before.clone();
+        let violations = violations.clone();
+        let mut changes = store.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match changes.recv().await {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                }
+                let found = check_instant(&store, &originals);
+                if !found.is_empty() {
+                    violations.lock().unwrap().extend(found);
+                }
+            }
+        })
+    };
+    Cluster {
+        store,
+        _server: server,
+        controllers,
+        monitor,
+        client,
+        disks_before,
+        violations,
+    }
+}
+
+async fn make_plan(cluster: &Cluster) -> (Plan, csi_migrate_migrate::StatefulSetSnapshot) {
+    let snapshot = load_statefulset_snapshot(&cluster.client, NS, "web")
+        .await
+        .unwrap();
+    let plan = plan_statefulset(&snapshot, TARGET, PlanOptions::default()).unwrap();
+    (plan, snapshot)
+}
+
+fn options(stop: Option<StopPoint>) -> RunOptions {
+    RunOptions {
+        step_timeout: Duration::from_secs(30),
+        stop,
+        progress: None,
+    }
+}
+
+fn step_index(plan: &Plan, wanted: impl Fn(&Step) -> bool) -> usize {
+    plan.steps.iter().position(wanted).unwrap()
+}
+
+/// The end state of a completed migration, and no invariant violated on the way.
+async fn assert_migrated(cluster: &Cluster, plan: &Plan) {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client.clone());
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+    let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), NS);
+    let disks = cluster.store.cloud().list();
+    let set = sets.get("web").await.unwrap();
+    let set_uid = set.metadata.uid.clone().unwrap();
+    assert_ne!(
+        set_uid, plan.statefulset_uid,
+        "the StatefulSet was recreated"
+    );
+    for template in set.spec.volume_claim_templates.as_ref().unwrap() {
+        assert_eq!(
+            template
+                .spec
+                .as_ref()
+                .unwrap()
+                .storage_class_name
+                .as_deref(),
+            Some(TARGET)
+        );
+    }
+    for i in 0..3 {
+        let claim = claims.get(&format!("data-web-{i}")).await.unwrap();
+        assert_eq!(
+            claim.status.as_ref().unwrap().phase.as_deref(),
+            Some("Bound")
+        );
+        let spec = claim.spec.as_ref().unwrap();
+        assert_eq!(spec.storage_class_name.as_deref(), Some(TARGET));
+        let volume_name = spec.volume_name.clone().unwrap();
+        let pv = volumes.get(&volume_name).await.unwrap();
+        let pv_spec = pv.spec.as_ref().unwrap();
+        let csi = pv_spec.csi.as_ref().expect("a native CSI PV");
+        assert_eq!(csi.driver, DRIVER);
+        assert!(pv_spec.aws_elastic_block_store.is_none());
+        assert!(
+            disks.iter().any(|d| d.handles.contains(&csi.volume_handle)),
+            "handle {} names a disk",
+            csi.volume_handle
+        );
+        assert_eq!(
+            pv_spec.persistent_volume_reclaim_policy.as_deref(),
+            Some("Delete"),
+            "user's policy restored"
+        );
+        assert_eq!(
+            pv_spec.claim_ref.as_ref().unwrap().uid,
+            claim.metadata.uid,
+            "bound both ways"
+        );
+        let pod = pods.get(&format!("web-{i}")).await.unwrap();
+        assert_eq!(
+            pod.status.as_ref().unwrap().phase.as_deref(),
+            Some("Running")
+        );
+        let owner = pod.metadata.owner_references.as_ref().unwrap();
+        assert!(
+            owner
+                .iter()
+                .any(|o| o.uid == set_uid && o.controller == Some(true)),
+            "adopted"
+        );
+    }
+    let after: BTreeMap<String, String> =
+        disks.iter().map(|d| (d.id.clone(), d.sha256())).collect();
+    assert_eq!(
+        after, cluster.disks_before,
+        "every disk present with the same content, none added"
+    );
+    // No old in-tree PV objects remain.
+    for volume in plan.volumes() {
+        assert!(volumes.get_opt(&volume.old_volume).await.unwrap().is_none());
+    }
+    let violations = cluster.violations.lock().unwrap().clone();
+    assert!(
+        violations.is_empty(),
+        "invariants violated: {violations:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_migration_keeps_every_disk_and_its_data() {
+    let cluster = cluster().await;
+    let (plan, snapshot) = make_plan(&cluster).await;
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let progress_seen = seen.clone();
+    // Pod uids just before the StatefulSet is recreated: adoption must not restart them.
+    let before_recreate = Arc::new(Mutex::new(BTreeMap::new()));
+    let (store, uids) = (cluster.store.clone(), before_recreate.clone());
+    let options = RunOptions {
+        progress: Some(Arc::new(move |p| {
+            progress_seen.lock().unwrap().push(p.index);
+            if *p.step == Step::RecreateStatefulSet && p.event == JournalEvent::Started {
+                *uids.lock().unwrap() = pod_uids(&store);
+            }
+        })),
+        ..options(None)
+    };
+    let summary = migrate(
+        cluster.client.clone(),
+        dir.path(),
+        &plan,
+        &snapshot,
+        &options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.executed, plan.steps.len());
+    assert_eq!(seen.lock().unwrap().len(), 2 * plan.steps.len());
+    assert_migrated(&cluster, &plan).await;
+    let before = before_recreate.lock().unwrap().clone();
+    assert_eq!(before.len(), 3);
+    assert_eq!(
+        pod_uids(&cluster.store),
+        before,
+        "adopted without a restart (hazard 23)"
+    );
+    // The work dir holds the plan, a backup of every object and a complete journal.
+    for file in [
+        "plan.json",
+        "backup/statefulsets/web.json",
+        "backup/pods/web-0.json",
+        "backup/persistentvolumeclaims/data-web-2.json",
+        "backup/storageclasses/gp2.json",
+    ] {
+        assert!(dir.path().join(file).exists(), "{file}");
+    }
+    for volume in plan.volumes() {
+        let backup: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(format!(
+                "backup/persistentvolumes/{}.json",
+                volume.old_volume
+            )))
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            backup
+                .pointer("/spec/awsElasticBlockStore/volumeID")
+                .is_some(),
+            "disk identity backed up"
+        );
+    }
+    assert!(!dir.path().join("lock").exists());
+    // Resuming a finished run does nothing.
+    let again = resume(cluster.client.clone(), dir.path(), &options)
+        .await
+        .unwrap();
+    assert_eq!(again.executed, 0);
+    // A second migrate into the same work dir is refused.
+    let refused = migrate(
+        cluster.client.clone(),
+        dir.path(),
+        &plan,
+        &snapshot,
+        &options,
+    )
+    .await;
+    assert!(matches!(refused, Err(RunError::WorkDir(_))));
+}
+
+/// Stops the run at `stop`, checks nothing was lost, resumes to the end.
+async fn crash_and_resume(stop: StopPoint) -> Result<(), String> {
+    let cluster = cluster().await;
+    let (plan, snapshot) = make_plan(&cluster).await;
+    let dir = tempfile::tempdir().unwrap();
+    match migrate(
+        cluster.client.clone(),
+        dir.path(),
+        &plan,
+        &snapshot,
+        &options(Some(stop)),
+    )
+    .await
+    {
+        Err(RunError::Stopped(_)) => {}
+        // A step without a wait never reaches the InWait hook.
+        Ok(_) if matches!(stop, StopPoint::InWait(_)) => {}
+        other => return Err(format!("{stop:?}: expected a stop, got {other:?}")),
+    }
+    let during = check_instant(&cluster.store, &cluster.disks_before);
+    if !during.is_empty() {
+        return Err(format!("{stop:?}: after the crash: {during:?}"));
+    }
+    resume(cluster.client.clone(), dir.path(), &options(None))
+        .await
+        .map_err(|e| format!("{stop:?}: resume failed: {e}"))?;
+    assert_migrated(&cluster, &plan).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_at_every_step_and_wait_then_resume_converges() {
+    let steps = {
+        let cluster = cluster().await;
+        make_plan(&cluster).await.0.steps.len()
+    };
+    let mut stops = Vec::new();
+    for k in 0..steps {
+        stops.push(StopPoint::AfterStep(k));
+        stops.push(StopPoint::BeforeDone(k));
+        stops.push(StopPoint::InWait(k));
+    }
+    let mut failures = Vec::new();
+    for batch in stops.chunks(8) {
+        let results = futures::future::join_all(
+            batch
+                .iter()
+                .map(|stop| tokio::spawn(crash_and_resume(*stop))),
+        )
+        .await;
+        for result in results {
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push(e),
+                Err(panic) => failures.push(format!("panicked: {panic}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Hazard 1: deleting a claim whose PV is `Delete` destroys the disk. The simulator
+/// really does it (naive order), and the runner refuses when a PV is not Retain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_deleted_while_pv_is_delete_loses_the_disk_but_the_runner_refuses() {
+    // The naive order: orphan the set, delete pod and claim, PV still Delete.
+    let naive = cluster().await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(naive.client.clone(), NS);
+    let pods: Api<Pod> = Api::namespaced(naive.client.clone(), NS);
+    let sets: Api<StatefulSet> = Api::namespaced(naive.client.clone(), NS);
+    let set = sets.get("web").await.unwrap();
+    let orphan = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..Default::default()
+    };
+    sets.delete("web", &orphan).await.unwrap();
+    await_condition(
+        sets.clone(),
+        "web",
+        conditions::is_deleted(set.metadata.uid.as_deref().unwrap()),
+    )
+    .await
+    .unwrap();
+    let pod = pods.get("web-2").await.unwrap();
+    pods.delete("web-2", &DeleteParams::default())
+        .await
+        .unwrap();
+    await_condition(
+        pods.clone(),
+        "web-2",
+        conditions::is_deleted(pod.metadata.uid.as_deref().unwrap()),
+    )
+    .await
+    .unwrap();
+    let claim = claims.get("data-web-2").await.unwrap();
+    let pv_name = claim.spec.as_ref().unwrap().volume_name.clone().unwrap();
+    claims
+        .delete("data-web-2", &DeleteParams::default())
+        .await
+        .unwrap();
+    let volumes: Api<PersistentVolume> = Api::all(naive.client.clone());
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        await_condition(volumes, &pv_name, |pv: Option<&PersistentVolume>| {
+            pv.is_none()
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        naive.store.cloud().list().len(),
+        2,
+        "the naive order deleted a disk"
+    );
+    assert!(
+        naive
+            .violations
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|v| v.contains("was deleted")),
+        "the monitor sees the loss"
+    );
+
+    // Our runner: a competing writer flips a PV back to Delete after the Retain steps;
+    // the runner stops before deleting anything, and finishes once it is fixed.
+    let cluster = cluster().await;
+    let (plan, snapshot) = make_plan(&cluster).await;
+    let dir = tempfile::tempdir().unwrap();
+    let orphan_step = step_index(&plan, |s| matches!(s, Step::OrphanDeleteStatefulSet { .. }));
+    let stop = Some(StopPoint::AfterStep(orphan_step));
+    assert!(matches!(
+        migrate(
+            cluster.client.clone(),
+            dir.path(),
+            &plan,
+            &snapshot,
+            &options(stop)
+        )
+        .await,
+        Err(RunError::Stopped(_))
+    ));
+    let first = &plan.replicas[0].volumes[0].old_volume;
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client.clone());
+    let to = |policy: &str| json!({"spec": {"persistentVolumeReclaimPolicy": policy}});
+    volumes
+        .patch(first, &PatchParams::default(), &Patch::Merge(&to("Delete")))
+        .await
+        .unwrap();
+    let err = resume(cluster.client.clone(), dir.path(), &options(None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RunError::Unexpected { message, .. } if message.contains("not Retain")),
+        "{err}"
+    );
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
+    assert!(
+        claims
+            .get_opt(&plan.replicas[0].volumes[0].claim)
+            .await
+            .unwrap()
+            .is_some(),
+        "nothing deleted"
+    );
+    volumes
+        .patch(first, &PatchParams::default(), &Patch::Merge(&to("Retain")))
+        .await
+        .unwrap();
+    resume(cluster.client.clone(), dir.path(), &options(None))
+        .await
+        .unwrap();
+    assert_migrated(&cluster, &plan).await;
+}
+
+/// Hazard 5: a StatefulSet that exists while a claim is missing creates a fresh claim
+/// from its template on an EMPTY disk. The naive order (recreate the set right after
+/// deleting the claim) does it; our runner never leaves that window, and when someone
+/// else opens it (GitOps re-applies the set mid-run) it stops instead of papering over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_recreated_before_the_claim_exists_provisions_an_empty_disk_and_is_detected() {
+    let cluster = cluster().await;
+    let (plan, snapshot) = make_plan(&cluster).await;
+    let dir = tempfile::tempdir().unwrap();
+    let delete_claim = step_index(&plan, |s| matches!(s, Step::DeleteClaim { .. }));
+    let stop = Some(StopPoint::AfterStep(delete_claim));
+    assert!(matches!(
+        migrate(
+            cluster.client.clone(),
+            dir.path(),
+            &plan,
+            &snapshot,
+            &options(stop)
+        )
+        .await,
+        Err(RunError::Stopped(_))
+    ));
+    // Someone re-applies the StatefulSet (still on the in-tree class) now.
+    let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), NS);
+    let mut again = snapshot.statefulset.clone();
+    again.metadata = kube::api::ObjectMeta {
+        name: Some("web".into()),
+        namespace: Some(NS.into()),
+        ..Default::default()
+    };
+    again.status = None;
+    sets.create(&PostParams::default(), &again).await.unwrap();
+    let claim = &plan.replicas[0].volumes[0].claim;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
+    let fresh = tokio::time::timeout(
+        Duration::from_secs(20),
+        await_condition(
+            claims.clone(),
+            claim,
+            |c: Option<&PersistentVolumeClaim>| {
+                c.is_some_and(|c| {
+                    c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+                })
+            },
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client.clone());
+    let fresh_pv = volumes
+        .get(fresh.spec.as_ref().unwrap().volume_name.as_deref().unwrap())
+        .await
+        .unwrap();
+    let disk = cluster
+        .store
+        .cloud()
+        .find_for_pv(&serde_json::to_value(&fresh_pv).unwrap())
+        .unwrap();
+    assert!(
+        !cluster.disks_before.contains_key(&disk.id),
+        "the naive window gives the replica a new, empty disk"
+    );
+    assert!(disk.content.is_empty());
+    assert!(
+        cluster
+            .violations
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|v| v.contains("not an original disk")),
+        "the monitor sees the empty-disk window"
+    );
+    // The runner notices the foreign claim and stops; the original disk is untouched.
+    let err = resume(cluster.client.clone(), dir.path(), &options(None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RunError::Unexpected { message, .. } if message.contains("not created by this run")),
+        "{err}"
+    );
+    let after: BTreeMap<String, String> = cluster
+        .store
+        .cloud()
+        .list()
+        .into_iter()
+        .filter(|d| cluster.disks_before.contains_key(&d.id))
+        .map(|d| (d.id.clone(), d.sha256()))
+        .collect();
+    assert_eq!(after, cluster.disks_before);
+}
+
+/// Hazard 5 (our side): during an uninterrupted migration no claim of the set is ever
+/// bound to anything but an original disk, and no disk is created; checked by the
+/// monitor at every change, and here with the controllers lagging (stale caches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_window_for_a_template_claim_even_with_lagging_controllers() {
+    let cluster = cluster().await;
+    // Replace the controller loop with a lagging one.
+    cluster.controllers.abort();
+    let lagging = kube_sim::controllers::spawn(
+        cluster.store.clone(),
+        kube_sim::controllers::ControllerSettings {
+            lag: Duration::from_millis(150),
+            resync: Duration::from_millis(300),
+        },
+    );
+    let (plan, snapshot) = make_plan(&cluster).await;
+    let dir = tempfile::tempdir().unwrap();
+    migrate(
+        cluster.client.clone(),
+        dir.path(),
+        &plan,
+        &snapshot,
+        &options(None),
+    )
+    .await
+    .unwrap();
+    assert_migrated(&cluster, &plan).await;
+    lagging.abort();
+}
+
+/// Sets `whenDeleted: Delete` on the StatefulSet and waits until the controller has put
+/// its reference on every claim.
+async fn retain_policy_when_deleted_delete(cluster: &Cluster) -> String {
+    let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), NS);
+    let patch = json!({"spec": {"persistentVolumeClaimRetentionPolicy":
+        {"whenDeleted": "Delete", "whenScaled": "Retain"}}});
+    let set = sets
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let uid = set.metadata.uid.clone().unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
+    for i in 0..3 {
+        let owned = |c: Option<&PersistentVolumeClaim>| {
+            c.is_some_and(|c| {
+                c.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == uid)
+            })
+        };
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            await_condition(claims.clone(), &format!("data-web-{i}"), owned),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    uid
+}
+
+/// Hazard 4 and §4.6: with `whenDeleted: Delete`, deleting the StatefulSet the default
+/// (background) way garbage-collects every claim and, with `Delete` PVs, every disk.
+/// Our run orphan-deletes it after Retain and migrates with every disk intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_when_deleted_delete_is_handled_by_orphan_deletion() {
+    let naive = cluster().await;
+    retain_policy_when_deleted_delete(&naive).await;
+    let sets: Api<StatefulSet> = Api::namespaced(naive.client.clone(), NS);
+    sets.delete("web", &DeleteParams::background())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !naive.store.cloud().list().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the naive delete should lose every disk"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let cluster = cluster().await;
+    retain_policy_when_deleted_delete(&cluster).await;
+    let (plan, snapshot) = make_plan(&cluster).await;
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("whenDeleted=Delete"))
+    );
+    let dir = tempfile::tempdir().unwrap();
+    migrate(
+        cluster.client.clone(),
+        dir.path(),
+        &plan,
+        &snapshot,
+        &options(None),
+    )
+    .await
+    .unwrap();
+    assert_migrated(&cluster, &plan).await;
+}
+
+/// Hazard 8: a new claim that copies the old one's binding annotations
+/// (`pv.kubernetes.io/bind-completed`) goes straight to the bound-claim logic and ends
+/// `Lost`. The plan builds claims from scratch; here the naive copy is made by hand at
+/// the point the runner would create its own, and the runner refuses to adopt it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_copied_with_binding_annotations_is_lost_and_refused() {
+    let cluster = cluster().await;
+    let (plan, snapshot) = make_plan(&cluster).await;
+    let dir = tempfile::tempdir().unwrap();
+    let create_volume = step_index(&plan, |s| matches!(s, Step::CreateVolume { .. }));
+    let stop = Some(StopPoint::AfterStep(create_volume));
+    assert!(matches!(
+        migrate(
+            cluster.client.clone(),
+            dir.path(),
+            &plan,
+            &snapshot,
+            &options(stop)
+        )
+        .await,
+        Err(RunError::Stopped(_))
+    ));
+    let volume = &plan.replicas[0].volumes[0];
+    let mut naive = volume.new_claim.clone();
+    naive
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert("pv.kubernetes.io/bind-completed".into(), "yes".into());
+    naive
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove("csi-migrate.io/migrated-from");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
+    claims.create(&PostParams::default(), &naive).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        await_condition(
+            claims.clone(),
+            &volume.claim,
+            |c: Option<&PersistentVolumeClaim>| {
+                c.is_some_and(|c| {
+                    c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Lost")
+                })
+            },
+        ),
+    )
+    .await
+    .expect("the copied claim ends Lost")
+    .unwrap();
+    let err = resume(cluster.client.clone(), dir.path(), &options(None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RunError::Unexpected { message, .. } if message.contains("not created by this run")),
+        "{err}"
+    );
+    let after: BTreeMap<String, String> = cluster
+        .store
+        .cloud()
+        .list()
+        .into_iter()
+        .map(|d| (d.id.clone(), d.sha256()))
+        .collect();
+    assert_eq!(after, cluster.disks_before);
+}
+
+/// A single replica migrates only with `allow_downtime`; claims of scaled-away
+/// ordinals are left alone (and reported).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_replica_migrates_with_allow_downtime_only() {
+    let cluster = cluster().await;
+    let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), NS);
+    sets.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+    for gone in ["web-1", "web-2"] {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            await_condition(pods.clone(), gone, |p: Option<&Pod>| p.is_none()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let snapshot = load_statefulset_snapshot(&cluster.client, NS, "web")
+        .await
+        .unwrap();
+    assert!(plan_statefulset(&snapshot, TARGET, PlanOptions::default()).is_err());
+    let allow = PlanOptions {
+        allow_downtime: true,
+        ..Default::default()
+    };
+    let plan = plan_statefulset(&snapshot, TARGET, allow).unwrap();
+    assert_eq!(plan.replicas.len(), 1);
+    assert!(plan.warnings.iter().any(|w| w.contains("data-web-2")));
+    let dir = tempfile::tempdir().unwrap();
+    migrate(
+        cluster.client.clone(),
+        dir.path(),
+        &plan,
+        &snapshot,
+        &options(None),
+    )
+    .await
+    .unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client.clone());
+    let migrated = claims.get("data-web-0").await.unwrap();
+    let pv = volumes
+        .get(migrated.spec.unwrap().volume_name.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(pv.spec.unwrap().csi.unwrap().driver, DRIVER);
+    let untouched = claims.get("data-web-2").await.unwrap();
+    let pv = volumes
+        .get(untouched.spec.unwrap().volume_name.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(pv.spec.unwrap().aws_elastic_block_store.is_some());
+    let after: BTreeMap<String, String> = cluster
+        .store
+        .cloud()
+        .list()
+        .into_iter()
+        .map(|d| (d.id.clone(), d.sha256()))
+        .collect();
+    assert_eq!(after, cluster.disks_before);
+    assert!(cluster.violations.lock().unwrap().is_empty());
+}

@@ -1,0 +1,14 @@
+//! vCenter SOAP client for csi-migrate's vSphere support: sessions, inventory lookup,
+//! first-class disk registration, and the in-tree volume path parser.
+
+pub mod client;
+pub mod fault;
+pub mod volume_path;
+pub mod xml;
+
+pub use client::{
+    AboutInfo, ClientOptions, Credentials, Datacenter, Datastore, MoRef, Password, Registration,
+    ServiceContent, VStorageObject, VcenterClient, VsphereError,
+};
+pub use fault::{Fault, FaultKind};
+pub use volume_path::{VolumePath, VolumePathError};

@@ -1,0 +1,345 @@
+//! Tests of the vCenter client against VMware's vCenter simulator (vcsim), built from
+//! Debian's govmomi sources by `scripts/build-vcsim`; a build or start failure fails loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use csi_migrate_vsphere::{
+    ClientOptions, Credentials, Datastore, FaultKind, VcenterClient, VsphereError,
+};
+
+const USER: &str = "administrator@vsphere.local";
+const PASSWORD: &str = "s3cret-Pa55w0rd";
+const SPACE_DATASTORE: &str = "my ds";
+
+/// The running simulator. Its stdin is held open; when the test process exits the pipe
+/// closes and vcsim (started with `-exit-on-stdin-eof`) exits and removes its datastores.
+struct Vcsim {
+    url: String,
+    datastore_dirs: HashMap<String, PathBuf>,
+    _child: Mutex<Child>,
+    _stdin: Mutex<ChildStdin>,
+}
+
+fn vcsim() -> &'static Vcsim {
+    static VCSIM: OnceLock<Vcsim> = OnceLock::new();
+    VCSIM.get_or_init(start_vcsim)
+}
+
+fn start_vcsim() -> Vcsim {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let build = Command::new(workspace.join("scripts/build-vcsim"))
+        .current_dir(&workspace)
+        .output()
+        .expect("cannot run scripts/build-vcsim");
+    assert!(
+        build.status.success(),
+        "scripts/build-vcsim failed (install golang-go and golang-github-vmware-govmomi-dev, see .ci/run):\n{}{}",
+        String::from_utf8_lossy(&build.stdout),
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let binary = String::from_utf8_lossy(&build.stdout)
+        .lines()
+        .last()
+        .expect("build-vcsim printed no path")
+        .to_owned();
+    let mut child = Command::new(&binary)
+        .args([
+            "-listen",
+            "127.0.0.1:0",
+            "-username",
+            USER,
+            "-password",
+            PASSWORD,
+            "-exit-on-stdin-eof",
+        ])
+        .args(["-datastore", SPACE_DATASTORE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+    let stdin = child.stdin.take().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut url = None;
+    let mut datastore_dirs = HashMap::new();
+    for line in stdout.lines() {
+        let line = line.expect("reading vcsim stdout");
+        if let Some(u) = line.strip_prefix("VCSIM_URL=") {
+            url = Some(u.to_owned());
+        } else if let Some(ds) = line.strip_prefix("VCSIM_DATASTORE=") {
+            let (name, dir) = ds.split_once('\t').expect("datastore line");
+            datastore_dirs.insert(name.to_owned(), PathBuf::from(dir));
+        } else if line == "VCSIM_READY" {
+            break;
+        }
+    }
+    let url = url.unwrap_or_else(|| {
+        panic!(
+            "vcsim exited before printing its URL: {:?}",
+            child.try_wait()
+        )
+    });
+    Vcsim {
+        url,
+        datastore_dirs,
+        _child: Mutex::new(child),
+        _stdin: Mutex::new(stdin),
+    }
+}
+
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+async fn logged_in_client() -> VcenterClient {
+    install_crypto_provider();
+    let mut client = VcenterClient::new(&vcsim().url, ClientOptions::default()).unwrap();
+    client
+        .login(&Credentials::new(USER, PASSWORD))
+        .await
+        .unwrap();
+    client
+}
+
+async fn datastore(client: &mut VcenterClient, name: &str) -> Datastore {
+    let dc = client.find_datacenter("DC0").await.unwrap();
+    client.find_datastore(&dc, name).await.unwrap()
+}
+
+/// Creates `<dir>/<file>.vmdk` through the API and writes `bytes` into its flat extent.
+async fn create_disk_with_bytes(
+    client: &mut VcenterClient,
+    ds: &Datastore,
+    dir: &str,
+    file: &str,
+    bytes: &[u8],
+) -> String {
+    client.make_directory(ds, dir).await.unwrap();
+    let path = format!("{dir}/{file}.vmdk");
+    client.create_virtual_disk(ds, &path, 1024).await.unwrap();
+    client
+        .upload_datastore_file(ds, &format!("{dir}/{file}-flat.vmdk"), bytes.to_vec())
+        .await
+        .unwrap();
+    path
+}
+
+fn known_bytes(seed: u8) -> Vec<u8> {
+    (0..64 * 1024u32)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[tokio::test]
+async fn login_with_good_credentials_then_logout() {
+    install_crypto_provider();
+    let mut client = VcenterClient::new(&vcsim().url, ClientOptions::default()).unwrap();
+    let about = client
+        .retrieve_service_content()
+        .await
+        .unwrap()
+        .about
+        .clone();
+    assert!(!about.api_version.is_empty(), "{about:?}");
+    client
+        .login(&Credentials::new(USER, PASSWORD))
+        .await
+        .unwrap();
+    assert!(client.is_logged_in());
+    client.find_datacenter("DC0").await.unwrap();
+    client.logout().await.unwrap();
+    assert!(!client.is_logged_in());
+    let err = client.find_datacenter("DC0").await.unwrap_err();
+    assert!(matches!(err, VsphereError::NotLoggedIn { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn login_with_bad_password_is_invalid_login_fault_without_the_password() {
+    install_crypto_provider();
+    let mut client = VcenterClient::new(&vcsim().url, ClientOptions::default()).unwrap();
+    let wrong = "wrong-Pa55w0rd-xyz";
+    let err = client
+        .login(&Credentials::new(USER, wrong))
+        .await
+        .unwrap_err();
+    assert!(err.is_fault(FaultKind::InvalidLogin), "{err:?}");
+    assert_eq!(err.fault().unwrap().name, "InvalidLogin");
+    let shown = format!("{err} {err:?} {client:?}");
+    assert!(
+        !shown.contains(wrong) && !shown.contains(PASSWORD),
+        "{shown}"
+    );
+    assert!(!client.is_logged_in());
+}
+
+#[tokio::test]
+async fn call_without_session_cookie_is_not_authenticated_fault() {
+    // A raw vim25 call without a cookie: checks vcsim's NotAuthenticated wire shape, which
+    // our fault parser classifies (see client::tests::parses_recorded_faults).
+    let mut client = logged_in_client().await;
+    let ds = datastore(&mut client, "LocalDS_0").await;
+    client.logout().await.unwrap();
+    let err = client.list_vstorage_objects(&ds).await.unwrap_err();
+    assert!(matches!(err, VsphereError::NotLoggedIn { .. }), "{err:?}");
+    let body = r#"<?xml version="1.0"?><Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Body><ListVStorageObject xmlns="urn:vim25"><_this type="VcenterVStorageObjectManager">VStorageObjectManager</_this><datastore type="Datastore">x</datastore></ListVStorageObject></Body></Envelope>"#;
+    let response = reqwest::Client::builder()
+        .build()
+        .unwrap()
+        .post(&vcsim().url)
+        .header("Content-Type", "text/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 500);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("NotAuthenticated"), "{text}");
+}
+
+#[tokio::test]
+async fn finds_datastores_including_a_name_with_a_space() {
+    let mut client = logged_in_client().await;
+    let local = datastore(&mut client, "LocalDS_0").await;
+    assert_eq!(local.moref.kind, "Datastore");
+    let spaced = datastore(&mut client, SPACE_DATASTORE).await;
+    assert_eq!(spaced.name, SPACE_DATASTORE);
+    assert_ne!(spaced.moref, local.moref);
+}
+
+#[tokio::test]
+async fn missing_datastore_and_datacenter_are_typed_errors() {
+    let mut client = logged_in_client().await;
+    let dc = client.find_datacenter("DC0").await.unwrap();
+    let err = client.find_datastore(&dc, "NoSuchDS").await.unwrap_err();
+    assert!(
+        matches!(&err, VsphereError::DatastoreNotFound { name, .. } if name == "NoSuchDS"),
+        "{err:?}"
+    );
+    let err = client.find_datacenter("NoSuchDC").await.unwrap_err();
+    assert!(
+        matches!(&err, VsphereError::DatacenterNotFound { .. }),
+        "{err:?}"
+    );
+}
+
+async fn register_retrieve_reregister(datastore_name: &str, dir: &str) {
+    let mut client = logged_in_client().await;
+    let ds = datastore(&mut client, datastore_name).await;
+    let bytes = known_bytes(datastore_name.len() as u8);
+    let path = create_disk_with_bytes(&mut client, &ds, dir, "disk 1", &bytes).await;
+    assert!(client.datastore_file_exists(&ds, &path).await.unwrap());
+
+    let first = client
+        .register_disk_idempotent(&ds, &path, "pv-disk-1")
+        .await
+        .unwrap();
+    assert!(first.newly_registered);
+    assert_eq!(first.object.file_path, format!("[{datastore_name}] {path}"));
+
+    let retrieved = client
+        .retrieve_vstorage_object(&ds, &first.object.id)
+        .await
+        .unwrap();
+    assert_eq!(retrieved.id, first.object.id);
+    assert_eq!(retrieved.file_path, first.object.file_path);
+
+    let before = client.list_vstorage_objects(&ds).await.unwrap();
+    let second = client
+        .register_disk_idempotent(&ds, &path, "pv-disk-1")
+        .await
+        .unwrap();
+    assert!(!second.newly_registered);
+    assert_eq!(second.object.id, first.object.id);
+    let after = client.list_vstorage_objects(&ds).await.unwrap();
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "re-registration created a new FCD"
+    );
+
+    // bytes unchanged, through the API and on the simulator's disk
+    let flat = format!("{dir}/disk 1-flat.vmdk");
+    assert_eq!(
+        client.download_datastore_file(&ds, &flat).await.unwrap(),
+        bytes
+    );
+    let on_disk = std::fs::read(vcsim().datastore_dirs[datastore_name].join(&flat)).unwrap();
+    assert_eq!(on_disk, bytes);
+}
+
+#[tokio::test]
+async fn registers_vmdk_retrieves_same_id_and_reregistration_is_idempotent() {
+    register_retrieve_reregister("LocalDS_0", "kubevols-a").await;
+}
+
+#[tokio::test]
+async fn registers_vmdk_on_datastore_with_space_in_name() {
+    register_retrieve_reregister(SPACE_DATASTORE, "kube vols").await;
+}
+
+#[tokio::test]
+async fn vcsim_reregistration_is_invalid_argument_not_already_exists() {
+    let mut client = logged_in_client().await;
+    let ds = datastore(&mut client, "LocalDS_0").await;
+    let path = create_disk_with_bytes(&mut client, &ds, "kubevols-b", "raw", b"x").await;
+    client.register_disk(&ds, &path, "raw").await.unwrap();
+    let err = client.register_disk(&ds, &path, "raw").await.unwrap_err();
+    // Real vCenter answers AlreadyExists carrying the FCD id; vcsim says InvalidArgument(path).
+    assert!(err.is_fault(FaultKind::InvalidArgument), "{err:?}");
+    assert_eq!(err.fault().unwrap().field("invalidProperty"), Some("path"));
+}
+
+#[tokio::test]
+async fn missing_vmdk_is_disk_not_found() {
+    let mut client = logged_in_client().await;
+    let ds = datastore(&mut client, "LocalDS_0").await;
+    let err = client
+        .register_disk_idempotent(&ds, "kubevols/nope.vmdk", "nope")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, VsphereError::DiskNotFound { path, .. } if path == "kubevols/nope.vmdk"),
+        "{err:?}"
+    );
+    assert!(
+        !client
+            .datastore_file_exists(&ds, "kubevols/nope.vmdk")
+            .await
+            .unwrap()
+    );
+    // the raw call: vcsim reports a missing file as InvalidArgument(path)
+    let err = client
+        .register_disk(&ds, "kubevols/nope.vmdk", "nope")
+        .await
+        .unwrap_err();
+    assert!(err.is_fault(FaultKind::InvalidArgument), "{err:?}");
+}
+
+#[tokio::test]
+async fn retrieve_unknown_fcd_is_not_found_fault() {
+    let mut client = logged_in_client().await;
+    let ds = datastore(&mut client, "LocalDS_0").await;
+    let err = client
+        .retrieve_vstorage_object(&ds, "00000000-0000-0000-0000-000000000000")
+        .await
+        .unwrap_err();
+    assert!(err.is_fault(FaultKind::NotFound), "{err:?}");
+}
+
+#[tokio::test]
+async fn creating_existing_disk_is_file_already_exists_task_fault() {
+    let mut client = logged_in_client().await;
+    let ds = datastore(&mut client, "LocalDS_0").await;
+    let path = create_disk_with_bytes(&mut client, &ds, "kubevols-c", "twice", b"y").await;
+    let err = client
+        .create_virtual_disk(&ds, &path, 1024)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VsphereError::TaskFailed { .. }), "{err:?}");
+    assert!(err.is_fault(FaultKind::FileAlreadyExists), "{err:?}");
+}
