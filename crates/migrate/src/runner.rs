@@ -25,7 +25,7 @@ use thiserror::Error;
 
 use crate::plan::{MIGRATED_FROM_ANNOTATION, Plan, Step, VolumePlan, volume_identity};
 use crate::snapshot::StatefulSetSnapshot;
-use crate::workdir::{JournalEntry, JournalEvent, WorkDir, WorkDirError, now_seconds};
+use crate::workdir::{JournalEntry, JournalEvent, Stage, WorkDir, WorkDirError, now_seconds};
 
 /// Finalizers whose presence means a controller may still delete the disk behind a PV.
 const DELETE_PROTECTION_FINALIZERS: &[&str] = &[
@@ -169,12 +169,14 @@ pub async fn migrate(
     options: &RunOptions,
 ) -> Result<RunSummary, RunError> {
     let work = WorkDir::lock(dir)?;
-    if work.has_plan() {
+    if work.has_plan(Stage::Migration) {
         return Err(WorkDirError::AlreadyStarted(dir.to_owned()).into());
     }
     write_backups(&work, plan, snapshot)?;
-    work.write_plan(plan)?;
-    Runner::new(client, plan, &work, options).run().await
+    work.write_plan(Stage::Migration, plan)?;
+    Runner::new(client, plan, &work, Stage::Migration, options)
+        .run()
+        .await
 }
 
 /// Continues the run in `dir` from the first step its journal does not record as done.
@@ -184,8 +186,10 @@ pub async fn resume(
     options: &RunOptions,
 ) -> Result<RunSummary, RunError> {
     let work = WorkDir::lock(dir)?;
-    let plan = work.read_plan()?;
-    Runner::new(client, &plan, &work, options).run().await
+    let plan = work.read_plan(Stage::Migration)?;
+    Runner::new(client, &plan, &work, Stage::Migration, options)
+        .run()
+        .await
 }
 
 fn write_backups(
@@ -228,9 +232,10 @@ fn write_backups(
     Ok(())
 }
 
-struct Runner<'a> {
+pub(crate) struct Runner<'a> {
     plan: &'a Plan,
     work: &'a WorkDir,
+    stage: Stage,
     options: &'a RunOptions,
     pods: Api<Pod>,
     claims: Api<PersistentVolumeClaim>,
@@ -352,10 +357,17 @@ fn uid_precondition(uid: &str) -> DeleteParams {
 }
 
 impl<'a> Runner<'a> {
-    fn new(client: Client, plan: &'a Plan, work: &'a WorkDir, options: &'a RunOptions) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        plan: &'a Plan,
+        work: &'a WorkDir,
+        stage: Stage,
+        options: &'a RunOptions,
+    ) -> Self {
         Self {
             plan,
             work,
+            stage,
             options,
             pods: Api::namespaced(client.clone(), &plan.namespace),
             claims: Api::namespaced(client.clone(), &plan.namespace),
@@ -365,8 +377,8 @@ impl<'a> Runner<'a> {
         }
     }
 
-    async fn run(&self) -> Result<RunSummary, RunError> {
-        let done = self.work.done_steps()?;
+    pub(crate) async fn run(&self) -> Result<RunSummary, RunError> {
+        let done = self.work.done_steps(self.stage)?;
         let total = self.plan.steps.len();
         let first = (0..total).find(|i| !done.contains(i)).unwrap_or(total);
         let mut executed = 0;
@@ -399,12 +411,15 @@ impl<'a> Runner<'a> {
         event: JournalEvent,
         description: &str,
     ) -> Result<(), RunError> {
-        self.work.append_journal(&JournalEntry {
-            step: index,
-            event,
-            action: step.clone(),
-            at: now_seconds(),
-        })?;
+        self.work.append_journal(
+            self.stage,
+            &JournalEntry {
+                step: index,
+                event,
+                action: step.clone(),
+                at: now_seconds(),
+            },
+        )?;
         tracing::info!(step = index, ?event, "{description}");
         if let Some(progress) = &self.options.progress {
             progress(&StepProgress {

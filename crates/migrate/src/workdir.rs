@@ -7,6 +7,8 @@
 //! DIR/plan.json                     the plan (schema csi-migrate.plan/v1)
 //! DIR/backup/<kind>/<name>.json     every object as read before the first write
 //! DIR/journal.jsonl                 {"step":N,"event":"started"|"done","action":…} per line
+//! DIR/rollback-plan.json            the way back, computed when `rollback` first runs
+//! DIR/rollback-journal.jsonl        its journal
 //! ```
 
 use std::collections::BTreeSet;
@@ -80,6 +82,31 @@ pub enum JournalEvent {
     Done,
 }
 
+/// Which run of the work dir a plan or journal belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The migration.
+    Migration,
+    /// The rollback of the migration.
+    Rollback,
+}
+
+impl Stage {
+    fn plan_file(self) -> &'static str {
+        match self {
+            Self::Migration => "plan.json",
+            Self::Rollback => "rollback-plan.json",
+        }
+    }
+
+    fn journal_file(self) -> &'static str {
+        match self {
+            Self::Migration => "journal.jsonl",
+            Self::Rollback => "rollback-journal.jsonl",
+        }
+    }
+}
+
 /// A locked work directory; the lock is released on drop.
 #[derive(Debug)]
 pub struct WorkDir {
@@ -114,29 +141,36 @@ impl WorkDir {
         &self.root
     }
 
-    fn plan_path(&self) -> PathBuf {
-        self.root.join("plan.json")
+    /// Whether a plan of `stage` was already written here.
+    pub fn has_plan(&self, stage: Stage) -> bool {
+        self.root.join(stage.plan_file()).exists()
     }
 
-    fn journal_path(&self) -> PathBuf {
-        self.root.join("journal.jsonl")
+    /// Writes the plan of `stage` atomically.
+    pub fn write_plan(&self, stage: Stage, plan: &Plan) -> Result<(), WorkDirError> {
+        write_json_atomically(&self.root.join(stage.plan_file()), plan)
     }
 
-    /// Whether a plan was already written here.
-    pub fn has_plan(&self) -> bool {
-        self.plan_path().exists()
+    /// Reads the plan of `stage`.
+    pub fn read_plan(&self, stage: Stage) -> Result<Plan, WorkDirError> {
+        read_json(&self.root.join(stage.plan_file()))
     }
 
-    /// Writes `plan.json` atomically.
-    pub fn write_plan(&self, plan: &Plan) -> Result<(), WorkDirError> {
-        write_json_atomically(&self.plan_path(), plan)
-    }
-
-    /// Reads `plan.json`.
-    pub fn read_plan(&self) -> Result<Plan, WorkDirError> {
-        let path = self.plan_path();
-        let text = fs::read(&path).map_err(io_error(&path))?;
-        serde_json::from_slice(&text).map_err(|source| WorkDirError::Corrupt { path, source })
+    /// Reads `backup/<kind>/<name>.json`; `None` when there is no such backup.
+    pub fn read_backup<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<T>, WorkDirError> {
+        let path = self
+            .root
+            .join("backup")
+            .join(kind)
+            .join(format!("{name}.json"));
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
     }
 
     /// Writes `backup/<kind>/<name>.json` atomically.
@@ -152,9 +186,9 @@ impl WorkDir {
         write_json_atomically(&dir.join(format!("{name}.json")), object)
     }
 
-    /// Appends one line to the journal and fsyncs it.
-    pub fn append_journal(&self, entry: &JournalEntry) -> Result<(), WorkDirError> {
-        let path = self.journal_path();
+    /// Appends one line to the journal of `stage` and fsyncs it.
+    pub fn append_journal(&self, stage: Stage, entry: &JournalEntry) -> Result<(), WorkDirError> {
+        let path = self.root.join(stage.journal_file());
         let existed = path.exists();
         let mut file = OpenOptions::new()
             .create(true)
@@ -176,8 +210,8 @@ impl WorkDir {
 
     /// Indices of the steps the journal records as done. A torn last line (crash
     /// mid-write) is ignored: that step is simply not known done.
-    pub fn done_steps(&self) -> Result<BTreeSet<usize>, WorkDirError> {
-        let path = self.journal_path();
+    pub fn done_steps(&self, stage: Stage) -> Result<BTreeSet<usize>, WorkDirError> {
+        let path = self.root.join(stage.journal_file());
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
@@ -205,6 +239,14 @@ pub fn now_seconds() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, WorkDirError> {
+    let text = fs::read(path).map_err(io_error(path))?;
+    serde_json::from_slice(&text).map_err(|source| WorkDirError::Corrupt {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WorkDirError> {
@@ -258,12 +300,15 @@ mod tests {
             (0, JournalEvent::Done),
             (1, JournalEvent::Started),
         ] {
-            work.append_journal(&JournalEntry {
-                step,
-                event,
-                action: Step::RecreateStatefulSet,
-                at: now_seconds(),
-            })
+            work.append_journal(
+                Stage::Migration,
+                &JournalEntry {
+                    step,
+                    event,
+                    action: Step::RecreateStatefulSet,
+                    at: now_seconds(),
+                },
+            )
             .unwrap();
         }
         let mut file = OpenOptions::new()
@@ -271,7 +316,11 @@ mod tests {
             .open(dir.path().join("journal.jsonl"))
             .unwrap();
         file.write_all(br#"{"step":1,"event":"do"#).unwrap();
-        assert_eq!(work.done_steps().unwrap(), BTreeSet::from([0]));
+        assert_eq!(
+            work.done_steps(Stage::Migration).unwrap(),
+            BTreeSet::from([0])
+        );
+        assert!(work.done_steps(Stage::Rollback).unwrap().is_empty());
     }
 
     #[test]

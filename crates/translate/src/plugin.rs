@@ -49,6 +49,33 @@ pub trait InTreePlugin: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Implements the identity half of [`InTreePlugin`] (names, source field, `can_support*`)
+/// from the module's `PLUGIN_NAME` and `DRIVER_NAME` and the source's JSON and Rust field names.
+macro_rules! plugin_identity {
+    ($source_field:literal, $field:ident) => {
+        fn in_tree_plugin_name(&self) -> &'static str {
+            PLUGIN_NAME
+        }
+
+        fn csi_driver_name(&self) -> &'static str {
+            DRIVER_NAME
+        }
+
+        fn source_field(&self) -> &'static str {
+            $source_field
+        }
+
+        fn can_support(&self, pv: &PersistentVolume) -> bool {
+            pv.spec.as_ref().is_some_and(|s| s.$field.is_some())
+        }
+
+        fn can_support_inline(&self, volume: &Volume) -> bool {
+            volume.$field.is_some()
+        }
+    };
+}
+pub(crate) use plugin_identity;
+
 /// `persistent volume "<name>"`, for error messages.
 pub(crate) fn describe_pv(pv: &PersistentVolume) -> String {
     format!(

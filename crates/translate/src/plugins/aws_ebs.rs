@@ -12,7 +12,7 @@ use crate::error::{RegionError, Result, TranslateError};
 use crate::parameters::{CSI_FSTYPE, FSTYPE, translate_zonal_storage_class};
 use crate::plugin::{
     InTreePlugin, missing_inline_source, missing_pv_source, new_pv, omit_empty, omit_false,
-    spec_mut,
+    plugin_identity, spec_mut,
 };
 use crate::topology;
 
@@ -205,27 +205,7 @@ fn csi_source(
 }
 
 impl InTreePlugin for AwsEbs {
-    fn in_tree_plugin_name(&self) -> &'static str {
-        PLUGIN_NAME
-    }
-
-    fn csi_driver_name(&self) -> &'static str {
-        DRIVER_NAME
-    }
-
-    fn source_field(&self) -> &'static str {
-        "awsElasticBlockStore"
-    }
-
-    fn can_support(&self, pv: &PersistentVolume) -> bool {
-        pv.spec
-            .as_ref()
-            .is_some_and(|s| s.aws_elastic_block_store.is_some())
-    }
-
-    fn can_support_inline(&self, volume: &Volume) -> bool {
-        volume.aws_elastic_block_store.is_some()
-    }
+    plugin_identity!("awsElasticBlockStore", aws_elastic_block_store);
 
     fn storage_class_to_csi(&self, sc: StorageClass) -> Result<StorageClass> {
         translate_zonal_storage_class(sc, TOPOLOGY_KEY, |params, key, lower, value| match lower {

@@ -14,7 +14,7 @@ use crate::error::{Result, TranslateError};
 use crate::parameters::translate_zonal_storage_class;
 use crate::plugin::{
     InTreePlugin, attributes_lowercased, missing_inline_source, missing_pv_source, new_pv,
-    omit_false, spec_mut,
+    omit_false, plugin_identity, spec_mut,
 };
 
 /// In-tree plugin name.
@@ -112,25 +112,7 @@ fn blank_numeric_zones(sc: &mut StorageClass) {
 }
 
 impl InTreePlugin for AzureDisk {
-    fn in_tree_plugin_name(&self) -> &'static str {
-        PLUGIN_NAME
-    }
-
-    fn csi_driver_name(&self) -> &'static str {
-        DRIVER_NAME
-    }
-
-    fn source_field(&self) -> &'static str {
-        "azureDisk"
-    }
-
-    fn can_support(&self, pv: &PersistentVolume) -> bool {
-        pv.spec.as_ref().is_some_and(|s| s.azure_disk.is_some())
-    }
-
-    fn can_support_inline(&self, volume: &Volume) -> bool {
-        volume.azure_disk.is_some()
-    }
+    plugin_identity!("azureDisk", azure_disk);
 
     fn storage_class_to_csi(&self, sc: StorageClass) -> Result<StorageClass> {
         // Azure Disk keeps `fstype` as it is: the driver reads that parameter itself.

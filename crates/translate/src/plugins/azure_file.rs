@@ -13,7 +13,7 @@ use regex::Regex;
 use crate::error::{Result, TranslateError};
 use crate::plugin::{
     InTreePlugin, attributes_lowercased, missing_inline_source, missing_pv_source, new_pv,
-    omit_false, spec_mut,
+    omit_false, plugin_identity, spec_mut,
 };
 
 /// In-tree plugin name.
@@ -61,25 +61,7 @@ fn share_attributes(share: &str) -> Option<BTreeMap<String, String>> {
 }
 
 impl InTreePlugin for AzureFile {
-    fn in_tree_plugin_name(&self) -> &'static str {
-        PLUGIN_NAME
-    }
-
-    fn csi_driver_name(&self) -> &'static str {
-        DRIVER_NAME
-    }
-
-    fn source_field(&self) -> &'static str {
-        "azureFile"
-    }
-
-    fn can_support(&self, pv: &PersistentVolume) -> bool {
-        pv.spec.as_ref().is_some_and(|s| s.azure_file.is_some())
-    }
-
-    fn can_support_inline(&self, volume: &Volume) -> bool {
-        volume.azure_file.is_some()
-    }
+    plugin_identity!("azureFile", azure_file);
 
     /// Azure File StorageClasses need no change.
     fn storage_class_to_csi(&self, sc: StorageClass) -> Result<StorageClass> {

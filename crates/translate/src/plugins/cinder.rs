@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::parameters::{CSI_FSTYPE, FSTYPE, translate_existing_topologies, translate_parameters};
 use crate::plugin::{
     InTreePlugin, missing_inline_source, missing_pv_source, new_pv, omit_empty, omit_empty_map,
-    omit_false, spec_mut,
+    omit_false, plugin_identity, spec_mut,
 };
 use crate::topology;
 
@@ -40,25 +40,7 @@ fn csi_source(
 }
 
 impl InTreePlugin for Cinder {
-    fn in_tree_plugin_name(&self) -> &'static str {
-        PLUGIN_NAME
-    }
-
-    fn csi_driver_name(&self) -> &'static str {
-        DRIVER_NAME
-    }
-
-    fn source_field(&self) -> &'static str {
-        "cinder"
-    }
-
-    fn can_support(&self, pv: &PersistentVolume) -> bool {
-        pv.spec.as_ref().is_some_and(|s| s.cinder.is_some())
-    }
-
-    fn can_support_inline(&self, volume: &Volume) -> bool {
-        volume.cinder.is_some()
-    }
+    plugin_identity!("cinder", cinder);
 
     /// `fstype` is renamed; everything else, `availability` and `zone` included, is
     /// understood by the CSI driver and copied.

@@ -12,7 +12,7 @@ use crate::error::{RegionError, Result, TranslateError};
 use crate::parameters::{CSI_FSTYPE, FSTYPE, translate_zonal_storage_class};
 use crate::plugin::{
     InTreePlugin, missing_inline_source, missing_pv_source, new_pv, omit_empty, omit_false,
-    spec_mut,
+    plugin_identity, spec_mut,
 };
 use crate::topology::{self, LABEL_BETA_ZONE, LABEL_ZONE, MULTI_ZONE_DELIMITER};
 
@@ -100,27 +100,7 @@ fn handle_parts<'a>(handle: &'a str, field: &'static str, what: &str) -> Result<
 }
 
 impl InTreePlugin for GcePd {
-    fn in_tree_plugin_name(&self) -> &'static str {
-        PLUGIN_NAME
-    }
-
-    fn csi_driver_name(&self) -> &'static str {
-        DRIVER_NAME
-    }
-
-    fn source_field(&self) -> &'static str {
-        "gcePersistentDisk"
-    }
-
-    fn can_support(&self, pv: &PersistentVolume) -> bool {
-        pv.spec
-            .as_ref()
-            .is_some_and(|s| s.gce_persistent_disk.is_some())
-    }
-
-    fn can_support_inline(&self, volume: &Volume) -> bool {
-        volume.gce_persistent_disk.is_some()
-    }
+    plugin_identity!("gcePersistentDisk", gce_persistent_disk);
 
     fn storage_class_to_csi(&self, sc: StorageClass) -> Result<StorageClass> {
         translate_zonal_storage_class(sc, TOPOLOGY_KEY, |params, key, lower, value| {

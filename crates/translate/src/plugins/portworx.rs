@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::parameters::translate_parameters;
 use crate::plugin::{
     InTreePlugin, access_modes_by_read_only, missing_inline_source, missing_pv_source, new_pv,
-    omit_empty, omit_empty_map, omit_false, spec_mut,
+    omit_empty, omit_empty_map, omit_false, plugin_identity, spec_mut,
 };
 
 /// In-tree plugin name.
@@ -37,27 +37,7 @@ const SECRET_OPERATIONS: [&str; 6] = [
 pub struct Portworx;
 
 impl InTreePlugin for Portworx {
-    fn in_tree_plugin_name(&self) -> &'static str {
-        PLUGIN_NAME
-    }
-
-    fn csi_driver_name(&self) -> &'static str {
-        DRIVER_NAME
-    }
-
-    fn source_field(&self) -> &'static str {
-        "portworxVolume"
-    }
-
-    fn can_support(&self, pv: &PersistentVolume) -> bool {
-        pv.spec
-            .as_ref()
-            .is_some_and(|s| s.portworx_volume.is_some())
-    }
-
-    fn can_support_inline(&self, volume: &Volume) -> bool {
-        volume.portworx_volume.is_some()
-    }
+    plugin_identity!("portworxVolume", portworx_volume);
 
     /// The auth secret parameters fan out to every CSI secret parameter, and the
     /// provisioner becomes `pxd.portworx.com`.

@@ -15,7 +15,7 @@ use crate::error::{Result, TranslateError};
 use crate::parameters::{CSI_FSTYPE, FSTYPE, translate_parameters};
 use crate::plugin::{
     InTreePlugin, access_modes_by_read_only, missing_inline_source, missing_pv_source, new_pv,
-    omit_empty, omit_false, spec_mut,
+    omit_empty, omit_false, plugin_identity, spec_mut,
 };
 
 /// In-tree plugin name.
@@ -76,25 +76,7 @@ fn secret_key(op: &str, suffix: &str) -> String {
 }
 
 impl InTreePlugin for Rbd {
-    fn in_tree_plugin_name(&self) -> &'static str {
-        PLUGIN_NAME
-    }
-
-    fn csi_driver_name(&self) -> &'static str {
-        DRIVER_NAME
-    }
-
-    fn source_field(&self) -> &'static str {
-        "rbd"
-    }
-
-    fn can_support(&self, pv: &PersistentVolume) -> bool {
-        pv.spec.as_ref().is_some_and(|s| s.rbd.is_some())
-    }
-
-    fn can_support_inline(&self, volume: &Volume) -> bool {
-        volume.rbd.is_some()
-    }
+    plugin_identity!("rbd", rbd);
 
     /// Known parameters are renamed, unknown ones (`userId`, `userSecretName`…) dropped,
     /// defaults filled in, and the provisioner becomes `rbd.csi.ceph.com`.

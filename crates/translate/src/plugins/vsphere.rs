@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::parameters::{CSI_FSTYPE, FSTYPE, translate_existing_topologies, translate_parameters};
 use crate::plugin::{
     InTreePlugin, missing_inline_source, missing_pv_source, new_pv, omit_empty, omit_empty_map,
-    spec_mut,
+    plugin_identity, spec_mut,
 };
 use crate::topology;
 
@@ -84,25 +84,7 @@ fn csi_source(disk: &VsphereVirtualDiskVolumeSource) -> CSIPersistentVolumeSourc
 }
 
 impl InTreePlugin for VsphereVolume {
-    fn in_tree_plugin_name(&self) -> &'static str {
-        PLUGIN_NAME
-    }
-
-    fn csi_driver_name(&self) -> &'static str {
-        DRIVER_NAME
-    }
-
-    fn source_field(&self) -> &'static str {
-        "vsphereVolume"
-    }
-
-    fn can_support(&self, pv: &PersistentVolume) -> bool {
-        pv.spec.as_ref().is_some_and(|s| s.vsphere_volume.is_some())
-    }
-
-    fn can_support_inline(&self, volume: &Volume) -> bool {
-        volume.vsphere_volume.is_some()
-    }
+    plugin_identity!("vsphereVolume", vsphere_volume);
 
     /// Known parameters are renamed (lower case, see [`PARAMETER_RENAMES`]), unknown
     /// ones dropped, and `csimigration: "true"` added so the driver reports the VMDK path.

@@ -1,0 +1,363 @@
+//! The way back: restores the original in-tree PVs, claims, pods and StatefulSet (same disks) from the backups.
+//!
+//! `rollback` works for a completed run and for one interrupted anywhere. On its first
+//! invocation it reads the live cluster, classifies every volume by how far the
+//! migration got, and writes `rollback-plan.json`: a [`Plan`] in which the CSI objects
+//! play the "old" part and the backed-up in-tree objects the "new" part, run by the same
+//! idempotent, journaled runner (journal `rollback-journal.jsonl`). So rollback is itself
+//! resumable: run it again after any interruption.
+
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::Client;
+use kube::api::Api;
+use thiserror::Error;
+
+use crate::plan::{
+    MIGRATED_FROM_ANNOTATION, Plan, ReplicaPlan, Step, VolumePlan, recreated_statefulset,
+};
+use crate::runner::{RunError, RunOptions, RunSummary, Runner};
+use crate::workdir::{Stage, WorkDir, WorkDirError};
+
+/// Why no rollback plan could be made.
+#[derive(Debug, Error)]
+pub enum RollbackError {
+    /// The work dir could not be used.
+    #[error(transparent)]
+    WorkDir(#[from] WorkDirError),
+    /// Reading the live cluster failed.
+    #[error("reading {what}: {source}")]
+    Api {
+        /// What was being read.
+        what: String,
+        /// The client error.
+        source: kube::Error,
+    },
+    /// A backup the rollback needs is missing from the work dir.
+    #[error("the work dir has no backup of {0}")]
+    MissingBackup(String),
+    /// The cluster holds an object neither the original nor created by the migration.
+    #[error("{0}; resolve it by hand, then run rollback again")]
+    Foreign(String),
+    /// Running the rollback plan failed; run rollback again to continue.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// The live objects the rollback plan is computed from.
+#[derive(Debug, Clone, Default)]
+pub struct LiveState {
+    /// The StatefulSet, if one exists now.
+    pub statefulset: Option<StatefulSet>,
+    /// The replicas' pods that exist now.
+    pub pods: Vec<Pod>,
+    /// The claims that exist now.
+    pub claims: Vec<PersistentVolumeClaim>,
+    /// The old and new PVs that exist now.
+    pub volumes: Vec<PersistentVolume>,
+}
+
+/// The backed-up originals the rollback restores.
+#[derive(Debug, Clone)]
+pub struct Originals {
+    /// The StatefulSet as it was.
+    pub statefulset: StatefulSet,
+    /// The claims as they were.
+    pub claims: Vec<PersistentVolumeClaim>,
+    /// The in-tree PVs as they were.
+    pub volumes: Vec<PersistentVolume>,
+}
+
+fn named<'a, K: kube::Resource>(objects: &'a [K], name: &str) -> Option<&'a K> {
+    objects
+        .iter()
+        .find(|o| o.meta().name.as_deref() == Some(name))
+}
+
+fn uid<K: kube::Resource>(object: &K) -> String {
+    object.meta().uid.clone().unwrap_or_default()
+}
+
+fn annotated(mut meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, from: &str)
+-> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    meta.annotations
+        .get_or_insert_with(Default::default)
+        .insert(MIGRATED_FROM_ANNOTATION.to_owned(), from.to_owned());
+    meta
+}
+
+/// The in-tree PV as recreated: its backup without server fields, binding state or
+/// finalizers, pre-bound to the claim by name, `Retain` until the end.
+fn restored_volume(backup: &PersistentVolume, replaced: &str) -> PersistentVolume {
+    let mut pv = backup.clone();
+    crate::plan::strip_server_fields(&mut pv.metadata);
+    pv.metadata.finalizers = None;
+    if let Some(annotations) = pv.metadata.annotations.as_mut() {
+        annotations.remove("pv.kubernetes.io/bound-by-controller");
+        annotations.remove("pv.kubernetes.io/migrated-to");
+    }
+    pv.metadata = annotated(pv.metadata, replaced);
+    pv.status = None;
+    if let Some(spec) = pv.spec.as_mut() {
+        spec.persistent_volume_reclaim_policy = Some("Retain".into());
+        spec.claim_ref = spec.claim_ref.as_ref().map(|r| ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("PersistentVolumeClaim".into()),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+            ..Default::default()
+        });
+    }
+    pv
+}
+
+/// The claim as recreated: its backup without server fields, owners or binding annotations.
+fn restored_claim(backup: &PersistentVolumeClaim, replaced: &str) -> PersistentVolumeClaim {
+    let mut claim = backup.clone();
+    crate::plan::strip_server_fields(&mut claim.metadata);
+    claim.metadata.finalizers = None;
+    if let Some(annotations) = claim.metadata.annotations.as_mut() {
+        annotations.retain(|k, _| !crate::plan::is_binding_annotation(k));
+    }
+    claim.metadata = annotated(claim.metadata, replaced);
+    claim.status = None;
+    claim
+}
+
+/// Plans the way back from `live` to `originals` for the migration `forward`. Pure.
+pub fn plan_rollback(
+    forward: &Plan,
+    originals: &Originals,
+    live: &LiveState,
+) -> Result<Plan, RollbackError> {
+    let mut retain = Vec::new();
+    let mut replicas = Vec::new();
+    let mut restore = Vec::new();
+    let mut original_class = String::new();
+    for replica in &forward.replicas {
+        let live_pod = named(&live.pods, &replica.pod);
+        let mut volumes = Vec::new();
+        let mut replica_touched = live_pod.is_none_or(|p| uid(p) != replica.pod_uid);
+        for volume in &replica.volumes {
+            let new_name = volume.new_volume.metadata.name.clone().unwrap_or_default();
+            let backup_pv = named(&originals.volumes, &volume.old_volume)
+                .ok_or_else(|| RollbackError::MissingBackup(format!("persistentvolume {}", volume.old_volume)))?;
+            let backup_claim = named(&originals.claims, &volume.claim)
+                .ok_or_else(|| RollbackError::MissingBackup(format!("claim {}", volume.claim)))?;
+            if original_class.is_empty() {
+                original_class = backup_claim
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.storage_class_name.clone())
+                    .unwrap_or_default();
+            }
+            let live_claim = named(&live.claims, &volume.claim);
+            let old_pv = named(&live.volumes, &volume.old_volume);
+            let new_pv = named(&live.volumes, &new_name);
+            let existing_pv = new_pv.or(old_pv);
+            if let Some(pv) = existing_pv {
+                retain.push(Step::RetainVolume {
+                    volume: pv.metadata.name.clone().unwrap_or_default(),
+                    uid: uid(pv),
+                });
+            }
+            restore.push(Step::RestoreReclaimPolicy {
+                volume: volume.old_volume.clone(),
+                policy: volume.original_reclaim_policy.clone(),
+            });
+            let untouched = live_claim.is_some_and(|c| uid(c) == volume.claim_uid);
+            if untouched {
+                continue;
+            }
+            if let Some(claim) = live_claim {
+                let ours = claim
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(MIGRATED_FROM_ANNOTATION))
+                    == Some(&volume.old_volume);
+                if !ours {
+                    return Err(RollbackError::Foreign(format!(
+                        "claim {} (uid {}) is neither the original nor the one the migration created",
+                        volume.claim,
+                        uid(claim)
+                    )));
+                }
+            }
+            replica_touched = true;
+            let replaced = existing_pv
+                .and_then(|pv| pv.metadata.name.clone())
+                .unwrap_or_else(|| new_name.clone());
+            volumes.push(VolumePlan {
+                claim: volume.claim.clone(),
+                claim_uid: live_claim.map(uid).unwrap_or_default(),
+                old_volume: replaced.clone(),
+                old_volume_uid: existing_pv.map(uid).unwrap_or_default(),
+                original_reclaim_policy: volume.original_reclaim_policy.clone(),
+                final_reclaim_policy: volume.original_reclaim_policy.clone(),
+                volume_handle: volume.volume_handle.clone(),
+                new_volume: restored_volume(backup_pv, &replaced),
+                new_claim: restored_claim(backup_claim, &replaced),
+            });
+        }
+        if replica_touched {
+            replicas.push(ReplicaPlan {
+                ordinal: replica.ordinal,
+                pod: replica.pod.clone(),
+                pod_uid: live_pod.map(uid).unwrap_or_default(),
+                recreated_pod: replica.recreated_pod.clone(),
+                volumes,
+            });
+        }
+    }
+    let live_set_uid = live.statefulset.as_ref().map(uid).unwrap_or_default();
+    let mut steps = retain;
+    if live.statefulset.is_some() {
+        steps.push(Step::OrphanDeleteStatefulSet {
+            uid: live_set_uid.clone(),
+        });
+    }
+    for replica in &replicas {
+        if !replica.pod_uid.is_empty() {
+            steps.push(Step::DeletePod {
+                pod: replica.pod.clone(),
+                uid: replica.pod_uid.clone(),
+            });
+        }
+        for volume in &replica.volumes {
+            if !volume.claim_uid.is_empty() {
+                steps.push(Step::DeleteClaim {
+                    claim: volume.claim.clone(),
+                    uid: volume.claim_uid.clone(),
+                });
+            }
+            if !volume.old_volume_uid.is_empty() {
+                steps.push(Step::DeleteVolume {
+                    volume: volume.old_volume.clone(),
+                    uid: volume.old_volume_uid.clone(),
+                });
+            }
+            let restored = volume.new_volume.metadata.name.clone().unwrap_or_default();
+            steps.push(Step::CreateVolume {
+                volume: restored.clone(),
+            });
+            steps.push(Step::CreateClaim {
+                claim: volume.claim.clone(),
+            });
+            steps.push(Step::AwaitClaimBound {
+                claim: volume.claim.clone(),
+                volume: restored,
+            });
+        }
+        steps.push(Step::CreatePod {
+            pod: replica.pod.clone(),
+        });
+        steps.push(Step::AwaitPodReady {
+            pod: replica.pod.clone(),
+        });
+    }
+    steps.push(Step::RecreateStatefulSet);
+    steps.push(Step::AwaitAdoption);
+    steps.extend(
+        restore
+            .into_iter()
+            .filter(|s| !matches!(s, Step::RestoreReclaimPolicy { policy, .. } if policy == "Retain")),
+    );
+    Ok(Plan {
+        api_version: forward.api_version.clone(),
+        namespace: forward.namespace.clone(),
+        statefulset: forward.statefulset.clone(),
+        statefulset_uid: live_set_uid,
+        target_storage_class: original_class.clone(),
+        driver: forward.driver.clone(),
+        replicas,
+        recreated_statefulset: recreated_statefulset(&originals.statefulset, &original_class),
+        steps,
+        warnings: Vec::new(),
+    })
+}
+
+/// Rolls back the migration in `dir` (completed or interrupted); resumable.
+pub async fn rollback(
+    client: Client,
+    dir: &Path,
+    options: &RunOptions,
+) -> Result<RunSummary, RollbackError> {
+    let work = WorkDir::lock(dir)?;
+    let forward = work.read_plan(Stage::Migration)?;
+    let plan = if work.has_plan(Stage::Rollback) {
+        work.read_plan(Stage::Rollback)?
+    } else {
+        let originals = read_originals(&work, &forward)?;
+        let live = read_live(&client, &forward).await?;
+        let plan = plan_rollback(&forward, &originals, &live)?;
+        work.write_plan(Stage::Rollback, &plan)?;
+        plan
+    };
+    Ok(Runner::new(client, &plan, &work, Stage::Rollback, options)
+        .run()
+        .await?)
+}
+
+fn read_originals(work: &WorkDir, forward: &Plan) -> Result<Originals, RollbackError> {
+    let statefulset = work
+        .read_backup("statefulsets", &forward.statefulset)?
+        .ok_or_else(|| RollbackError::MissingBackup(format!("statefulset {}", forward.statefulset)))?;
+    let mut claims = Vec::new();
+    let mut volumes = Vec::new();
+    for volume in forward.volumes() {
+        if let Some(claim) = work.read_backup("persistentvolumeclaims", &volume.claim)? {
+            claims.push(claim);
+        }
+        if let Some(pv) = work.read_backup("persistentvolumes", &volume.old_volume)? {
+            volumes.push(pv);
+        }
+    }
+    Ok(Originals {
+        statefulset,
+        claims,
+        volumes,
+    })
+}
+
+async fn read_live(client: &Client, forward: &Plan) -> Result<LiveState, RollbackError> {
+    let api_error = |what: &str| {
+        let what = what.to_owned();
+        move |source| RollbackError::Api { what, source }
+    };
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &forward.namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &forward.namespace);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &forward.namespace);
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let mut live = LiveState {
+        statefulset: sets
+            .get_opt(&forward.statefulset)
+            .await
+            .map_err(api_error("statefulsets"))?,
+        ..Default::default()
+    };
+    for replica in &forward.replicas {
+        live.pods
+            .extend(pods.get_opt(&replica.pod).await.map_err(api_error("pods"))?);
+        for volume in &replica.volumes {
+            live.claims.extend(
+                claims
+                    .get_opt(&volume.claim)
+                    .await
+                    .map_err(api_error("persistentvolumeclaims"))?,
+            );
+            let new_name = volume.new_volume.metadata.name.clone().unwrap_or_default();
+            for name in [&volume.old_volume, &new_name] {
+                live.volumes.extend(
+                    volumes
+                        .get_opt(name)
+                        .await
+                        .map_err(api_error("persistentvolumes"))?,
+                );
+            }
+        }
+    }
+    Ok(live)
+}
