@@ -63,6 +63,10 @@ pub enum Command {
 
     /// Continue an interrupted migration from its work dir's journal.
     Resume(ResumeArgs),
+
+    /// Restore the original in-tree objects (same disks) of a completed or interrupted
+    /// migration from its work dir; run it again to continue an interrupted rollback.
+    Rollback(ResumeArgs),
 }
 
 /// Which cluster to talk to, as with kubectl.
@@ -193,7 +197,7 @@ pub enum ReclaimPolicyArg {
 
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
-    /// The work dir of the interrupted run.
+    /// The work dir of the run.
     #[arg(long, value_name = "DIR")]
     pub work_dir: PathBuf,
 
@@ -248,6 +252,21 @@ pub struct SimArgs {
     #[arg(long, value_name = "NAME", default_value = "empty",
           value_parser = ["empty", "vsphere-statefulset", "ebs-statefulset", "mixed"])]
     pub scenario: String,
+
+    /// Faults to inject, as JSON or @FILE: {"latencyMs", "errors": [{"verb", "resource",
+    /// "code", "rate"}], "failNthWrite", "dropRate", "dropWatchAfterEvents"}. Also settable
+    /// at run time with PUT /_sim/v1/faults.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub faults: Option<String>,
+
+    /// Seed of the injected faults' random choices.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+
+    /// Keep the cluster in this file: loaded at start when it exists (instead of the
+    /// scenario), saved every second while it changes and at shutdown.
+    #[arg(long, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
 
     /// Delay before each controller pass, to exercise stale caches and races.
     #[arg(long, value_name = "MS", default_value_t = 0)]

@@ -107,6 +107,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan_cmd::run(&args),
         Command::Migrate(args) => migrate_cmd::run(&args),
         Command::Resume(args) => migrate_cmd::resume(&args),
+        Command::Rollback(args) => migrate_cmd::rollback(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,8 @@ use anyhow::anyhow;
 use csi_migrate_migrate::runner::{ProgressCallback, StepProgress};
 use csi_migrate_migrate::workdir::JournalEvent;
 use csi_migrate_migrate::{
-    PlanOptions, RunError, RunOptions, RunSummary, migrate, resume as resume_run,
+    PlanOptions, RollbackError, RunError, RunOptions, RunSummary, migrate, resume as resume_run,
+    rollback as rollback_run,
 };
 
 use crate::args::{MigrateArgs, MigrateWorkload, ReclaimPolicyArg, ResumeArgs};
@@ -101,6 +102,33 @@ pub fn resume(args: &ResumeArgs) -> Result<(), Failure> {
         &run_options(args.timeout),
     ));
     report(result, &args.work_dir)
+}
+
+/// Runs `rollback`.
+pub fn rollback(args: &ResumeArgs) -> Result<(), Failure> {
+    let runtime = runtime()?;
+    let client = runtime.block_on(connect(&args.cluster))?;
+    let result = runtime.block_on(rollback_run(
+        client,
+        &args.work_dir,
+        &run_options(args.timeout),
+    ));
+    match result {
+        Ok(summary) => {
+            writeln!(
+                io::stdout().lock(),
+                "rollback complete: {} of {} steps run now; the original in-tree objects are back",
+                summary.executed,
+                summary.total
+            )?;
+            Ok(())
+        }
+        Err(RollbackError::WorkDir(e)) => Err(Failure::bad_input(e)),
+        Err(e) => Err(Failure::failed(anyhow!(
+            "{e}\n`csi-migrate rollback --work-dir {}` continues",
+            args.work_dir.display()
+        ))),
+    }
 }
 
 fn run_options(timeout_seconds: u64) -> RunOptions {

@@ -7,9 +7,10 @@ use anyhow::anyhow;
 use std::time::Duration;
 
 use kube_sim::controllers::{self, ControllerSettings};
+use kube_sim::faults::{FaultConfig, Faults};
 use kube_sim::kubeconfig::kubeconfig;
 use kube_sim::scenario::{self, Scenario};
-use kube_sim::{Store, serve};
+use kube_sim::{Store, serve_with_faults};
 
 use crate::args::SimArgs;
 use crate::{Failure, init_logging, runtime};
@@ -18,8 +19,17 @@ use crate::{Failure, init_logging, runtime};
 pub fn run(args: &SimArgs) -> Result<(), Failure> {
     init_logging();
     runtime()?.block_on(async {
-        let store = Arc::new(Store::new(args.watch_history));
-        let server = serve(store.clone(), args.listen, args.tls)
+        let restored = match &args.state_file {
+            Some(path) if path.exists() => {
+                Some(Store::load(path, args.watch_history).map_err(Failure::bad_input)?)
+            }
+            _ => None,
+        };
+        let fresh = restored.is_none();
+        let store = Arc::new(restored.unwrap_or_else(|| Store::new(args.watch_history)));
+        let faults = Arc::new(Faults::default());
+        faults.set(fault_config(args)?);
+        let server = serve_with_faults(store.clone(), args.listen, args.tls, faults)
             .await
             .map_err(Failure::bad_input)?;
         let settings = ControllerSettings {
@@ -27,10 +37,16 @@ pub fn run(args: &SimArgs) -> Result<(), Failure> {
             ..ControllerSettings::default()
         };
         let scenario: Scenario = args.scenario.parse().map_err(Failure::bad_input)?;
-        scenario::apply(&store, scenario, Duration::from_secs(30))
-            .await
-            .map_err(Failure::failed)?;
-        let running_controllers = controllers::spawn(store, settings);
+        if fresh {
+            scenario::apply(&store, scenario, Duration::from_secs(30))
+                .await
+                .map_err(Failure::failed)?;
+        }
+        let running_controllers = controllers::spawn(store.clone(), settings);
+        let saver = args
+            .state_file
+            .clone()
+            .map(|path| tokio::spawn(save_while_changing(store.clone(), path)));
         let config = kubeconfig(&server.url, server.ca_pem.as_deref());
         match &args.kubeconfig_out {
             Some(path) => {
@@ -47,7 +63,51 @@ pub fn run(args: &SimArgs) -> Result<(), Failure> {
         }
         csi_migrate_webhook::shutdown_signal().await;
         running_controllers.abort();
+        if let Some(saver) = saver {
+            saver.abort();
+        }
+        if let Some(path) = &args.state_file {
+            store
+                .save(path)
+                .map_err(|e| Failure::failed(anyhow!("cannot save {}: {e}", path.display())))?;
+        }
         server.shutdown();
         Ok(())
     })
+}
+
+/// The `--faults` JSON (inline or `@file`) with `--seed` applied.
+fn fault_config(args: &SimArgs) -> Result<FaultConfig, Failure> {
+    let mut config = match args.faults.as_deref() {
+        None => FaultConfig::default(),
+        Some(text) => {
+            let json = match text.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                    Failure::bad_input(anyhow!("cannot read --faults file {path}: {e}"))
+                })?,
+                None => text.to_owned(),
+            };
+            serde_json::from_str(&json)
+                .map_err(|e| Failure::bad_input(anyhow!("invalid --faults: {e}")))?
+        }
+    };
+    config.seed = args.seed;
+    Ok(config)
+}
+
+/// Saves the cluster to `path` every second while its resourceVersion moves.
+async fn save_while_changing(store: Arc<Store>, path: std::path::PathBuf) {
+    let mut saved = None;
+    loop {
+        let version = store.resource_version();
+        if saved != Some(version) {
+            match store.save(&path) {
+                Ok(()) => saved = Some(version),
+                Err(error) => {
+                    tracing::warn!(%error, path = %path.display(), "cannot save the cluster state")
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

@@ -322,15 +322,15 @@ mod sim {
     use super::*;
     use std::time::{Duration, Instant};
 
-    /// A running `csi-migrate sim`, stopped on drop.
-    struct Sim {
+    /// A running `csi-migrate sim`, stopped on drop (also used by `mod scan`).
+    pub(crate) struct Sim {
         child: std::process::Child,
         dir: PathBuf,
-        kubeconfig: PathBuf,
+        pub(crate) kubeconfig: PathBuf,
     }
 
     impl Sim {
-        fn start(name: &str, extra: &[&str]) -> Self {
+        pub(crate) fn start(name: &str, extra: &[&str]) -> Self {
             let dir =
                 std::env::temp_dir().join(format!("csi-migrate-sim-{name}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
@@ -366,7 +366,7 @@ mod sim {
         }
 
         /// Runs kubectl (which must be installed) against the simulator.
-        fn kubectl(&self, args: &[&str]) -> Output {
+        pub(crate) fn kubectl(&self, args: &[&str]) -> Output {
             Command::new("kubectl")
                 .args(args)
                 .arg("--cache-dir")
@@ -376,7 +376,7 @@ mod sim {
                 .expect("kubectl must be installed to run these tests (.ci/run installs it)")
         }
 
-        fn kubectl_ok(&self, args: &[&str]) -> String {
+        pub(crate) fn kubectl_ok(&self, args: &[&str]) -> String {
             let out = self.kubectl(args);
             assert!(
                 out.status.success(),
@@ -559,6 +559,7 @@ mod sim {
 mod scan {
     use std::collections::BTreeSet;
 
+    use super::sim::Sim;
     use super::*;
 
     fn scan_fixture(name: &str) -> String {
@@ -850,6 +851,410 @@ mod scan {
         );
         insta::assert_snapshot!("scan_markdown_every_rule", stdout(&every));
     }
+
+    /// Every kind `scan` reads, with the API path that lists it across namespaces.
+    const SCANNED_KINDS: [(&str, &str); 15] = [
+        ("storageclasses", "/apis/storage.k8s.io/v1/storageclasses"),
+        ("persistentvolumes", "/api/v1/persistentvolumes"),
+        ("persistentvolumeclaims", "/api/v1/persistentvolumeclaims"),
+        ("pods", "/api/v1/pods"),
+        ("statefulsets", "/apis/apps/v1/statefulsets"),
+        ("deployments", "/apis/apps/v1/deployments"),
+        ("daemonsets", "/apis/apps/v1/daemonsets"),
+        ("replicasets", "/apis/apps/v1/replicasets"),
+        ("jobs", "/apis/batch/v1/jobs"),
+        ("cronjobs", "/apis/batch/v1/cronjobs"),
+        ("nodes", "/api/v1/nodes"),
+        ("csidrivers", "/apis/storage.k8s.io/v1/csidrivers"),
+        ("csinodes", "/apis/storage.k8s.io/v1/csinodes"),
+        (
+            "poddisruptionbudgets",
+            "/apis/policy/v1/poddisruptionbudgets",
+        ),
+        ("secrets", "/api/v1/secrets"),
+    ];
+
+    /// A scratch directory for one test, removed first.
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("csi-migrate-scan-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// `scan -o json` against the simulator, with extra arguments.
+    fn scan_live(sim: &Sim, args: &[&str]) -> (Output, serde_json::Value) {
+        let kubeconfig = sim.kubeconfig.to_str().unwrap().to_owned();
+        let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
+        all.extend_from_slice(args);
+        scan_json(&all)
+    }
+
+    /// `(kind, namespace/name)` of every finding with `code`.
+    fn objects_with(report: &serde_json::Value, code: &str) -> Vec<(String, String)> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["code"] == code)
+            .map(|f| {
+                let o = &f["object"];
+                let ns = o["namespace"]
+                    .as_str()
+                    .map(|n| format!("{n}/"))
+                    .unwrap_or_default();
+                (
+                    o["kind"].as_str().unwrap().to_owned(),
+                    format!("{ns}{}", o["name"].as_str().unwrap()),
+                )
+            })
+            .collect()
+    }
+
+    fn names(items: &serde_json::Value, field: &str) -> Vec<String> {
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i[field].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn live_scan_of_the_mixed_simulation_finds_every_in_tree_plugin() {
+        let sim = Sim::start("scan-live", &["--scenario", "mixed"]);
+        let (out, report) = scan_live(&sim, &["--fail-on", "never"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(report["schemaVersion"], "csi-migrate.scan/v1");
+        assert_eq!(report["serverVersion"]["source"], "apiServer");
+        assert_eq!(report["serverVersion"]["major"], 1);
+        assert!(report["namespace"].is_null());
+
+        // PVs per plugin: web (3 vSphere), db (2 EBS), reports (GCE), one bare claim
+        // per remaining plugin, the static Cinder PV and the Released Portworx PV.
+        let mut per_plugin = std::collections::BTreeMap::new();
+        for pv in report["inventory"]["persistentVolumes"].as_array().unwrap() {
+            *per_plugin
+                .entry(pv["plugin"].as_str().unwrap().to_owned())
+                .or_insert(0) += 1;
+        }
+        let expected: std::collections::BTreeMap<String, i32> = [
+            ("kubernetes.io/aws-ebs", 2),
+            ("kubernetes.io/azure-disk", 1),
+            ("kubernetes.io/azure-file", 1),
+            ("kubernetes.io/cinder", 2),
+            ("kubernetes.io/gce-pd", 1),
+            ("kubernetes.io/portworx-volume", 2),
+            ("kubernetes.io/rbd", 1),
+            ("kubernetes.io/vsphere-volume", 3),
+        ]
+        .into_iter()
+        .map(|(p, n)| (p.to_owned(), n))
+        .collect();
+        assert_eq!(per_plugin, expected);
+        let summary = &report["summary"];
+        assert_eq!(summary["inTreePersistentVolumes"], 13);
+        assert_eq!(
+            summary["inTreePersistentVolumeClaims"], 12,
+            "all but the Released PV's"
+        );
+        assert_eq!(summary["inTreeInlineVolumes"], 1);
+        assert_eq!(summary["inTreeStorageClasses"], 8);
+        let every_pv_translated = report["inventory"]["persistentVolumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|pv| pv["plugin"] != "kubernetes.io/rbd")
+            .all(|pv| pv["csiVolumeHandle"].is_string());
+        assert!(
+            every_pv_translated,
+            "{}",
+            report["inventory"]["persistentVolumes"]
+        );
+
+        let workloads: BTreeSet<(String, String, String)> = report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["workload"]["kind"].as_str().unwrap().to_owned(),
+                    w["workload"]["name"].as_str().unwrap().to_owned(),
+                    w["readiness"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let want = |k: &str, n: &str, r: &str| (k.to_owned(), n.to_owned(), r.to_owned());
+        for w in [
+            want("StatefulSet", "web", "ready"),
+            want("StatefulSet", "db", "ready"),
+            want("Deployment", "reports", "ready"),
+            want("Pod", "inline-azure", "manual"),
+            want("PersistentVolumeClaim", "ceph", "blocked"),
+            want("PersistentVolumeClaim", "shared-files", "blocked"),
+            want("PersistentVolumeClaim", "legacy", "ready"),
+        ] {
+            assert!(workloads.contains(&w), "{w:?} not in {workloads:?}");
+        }
+        let web = report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["workload"]["name"] == "web")
+            .unwrap();
+        assert_eq!(web["replicas"], 3);
+        assert_eq!(web["inTreeClaims"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            names(&report["inventory"]["claimTemplates"], "template").len(),
+            2
+        );
+
+        // The simulator reports 1.3x: RBD is gone (blocker); the scenario's Azure File
+        // claim has no account Secret; the Released PV and the unprotected StatefulSets.
+        assert_eq!(
+            objects_with(&report, "PLUGIN_TRANSLATION_REMOVED").len(),
+            1,
+            "{}",
+            report["findings"]
+        );
+        assert_eq!(objects_with(&report, "AZURE_FILE_SECRET_MISSING").len(), 1);
+        let released = objects_with(&report, "PV_RELEASED_OR_FAILED");
+        assert_eq!(
+            released,
+            [(
+                "PersistentVolume".to_owned(),
+                "released-portworx".to_owned()
+            )]
+        );
+        let no_pdb: BTreeSet<_> = objects_with(&report, "NO_PDB").into_iter().collect();
+        assert!(no_pdb.contains(&("StatefulSet".to_owned(), "default/web".to_owned())));
+        assert!(objects_with(&report, "INLINE_IN_TREE_VOLUME").len() == 1);
+        // Every driver and CSINode is installed: nothing says otherwise, and nothing is
+        // reported as not collected.
+        for absent in [
+            "CSI_DRIVER_MISSING",
+            "CSI_DRIVER_NOT_ON_NODE",
+            "INPUT_INCOMPLETE",
+            "UNTRANSLATABLE_PV",
+        ] {
+            assert!(
+                !codes(&report).contains(absent),
+                "{absent}: {}",
+                report["findings"]
+            );
+        }
+        assert_eq!(summary["blockers"], 2);
+    }
+
+    #[test]
+    fn a_kubectl_dump_of_the_simulation_gives_the_same_report_offline() {
+        let sim = Sim::start("scan-dump", &["--scenario", "mixed"]);
+        let (out, live) = scan_live(&sim, &["--fail-on", "never"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let dir = scratch("dump");
+
+        // 1. Each kind listed on its own (`kubectl get --raw`): typed Lists, so even
+        //    the kinds the cluster has none of (Secrets, PDBs) count as collected, and
+        //    the report is identical to the live one, byte for byte.
+        let per_kind = dir.join("per-kind");
+        std::fs::create_dir_all(&per_kind).unwrap();
+        for (plural, path) in SCANNED_KINDS {
+            let list = sim.kubectl_ok(&["get", "--raw", path]);
+            std::fs::write(per_kind.join(format!("{plural}.json")), list).unwrap();
+        }
+        std::fs::write(
+            per_kind.join("version.json"),
+            sim.kubectl_ok(&["version", "-o", "json"]),
+        )
+        .unwrap();
+        let (out, offline) =
+            scan_json(&["--from", per_kind.to_str().unwrap(), "--fail-on", "never"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(offline, live);
+
+        // 2. One `kubectl get a,b,c -A -o json`: an untyped `List`, in which a kind with
+        //    no objects leaves no trace. Everything found is the same; the kinds the
+        //    cluster has none of are reported as not collected (INPUT_INCOMPLETE) and
+        //    the checks that need them did not run.
+        let kinds: Vec<&str> = SCANNED_KINDS.iter().map(|(plural, _)| *plural).collect();
+        let dump = sim.kubectl_ok(&["get", &kinds.join(","), "-A", "-o", "json"]);
+        let dump_file = dir.join("dump.json");
+        std::fs::write(&dump_file, dump).unwrap();
+        let version_file = dir.join("version.json");
+        std::fs::write(&version_file, sim.kubectl_ok(&["version", "-o", "json"])).unwrap();
+        let (out, offline) = scan_json(&[
+            "--from",
+            dump_file.to_str().unwrap(),
+            "--from",
+            version_file.to_str().unwrap(),
+            "--fail-on",
+            "never",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(offline["inventory"], live["inventory"]);
+        assert_eq!(offline["serverVersion"], live["serverVersion"]);
+        let incomplete: Vec<String> = objects_with(&offline, "INPUT_INCOMPLETE")
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect();
+        assert_eq!(incomplete, ["poddisruptionbudgets", "secrets"]);
+        let skipped = ["INPUT_INCOMPLETE", "NO_PDB", "AZURE_FILE_SECRET_MISSING"];
+        let without = |report: &serde_json::Value| -> Vec<serde_json::Value> {
+            report["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| !skipped.iter().any(|c| f["code"] == *c))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(without(&offline), without(&live));
+        // Adding the two empty typed Lists restores the full, identical report.
+        let (out, completed) = scan_json(&[
+            "--from",
+            dump_file.to_str().unwrap(),
+            "--from",
+            version_file.to_str().unwrap(),
+            "--from",
+            per_kind.join("poddisruptionbudgets.json").to_str().unwrap(),
+            "--from",
+            per_kind.join("secrets.json").to_str().unwrap(),
+            "--fail-on",
+            "never",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(completed, live);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn live_exit_codes_follow_fail_on() {
+        let sim = Sim::start("scan-fail-on", &["--scenario", "mixed"]);
+        for (args, code, says) in [
+            (
+                &[][..],
+                1,
+                Some("2 finding(s) of severity blocker or worse (--fail-on blocker)"),
+            ),
+            (&["--fail-on", "blocker"][..], 1, Some("--fail-on blocker")),
+            (
+                &["--fail-on", "warning"][..],
+                1,
+                Some("of severity warning or worse (--fail-on warning)"),
+            ),
+            (&["--fail-on", "never"][..], 0, None),
+            // Nothing in this namespace is in-tree: only cluster-wide infos remain.
+            (&["-n", "kube-system", "--fail-on", "warning"][..], 0, None),
+        ] {
+            let (out, report) = scan_live(&sim, args);
+            assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+            match says {
+                Some(text) => assert!(stderr(&out).contains(text), "{args:?}: {}", stderr(&out)),
+                None => assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out)),
+            }
+            // The report is printed whatever the exit code.
+            assert_eq!(report["schemaVersion"], "csi-migrate.scan/v1");
+        }
+        // An unreachable cluster is not a clean scan.
+        let dir = scratch("unreachable");
+        let kubeconfig = dir.join("kubeconfig");
+        let text = std::fs::read_to_string(&sim.kubeconfig).unwrap();
+        let server = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("server:"))
+            .unwrap();
+        std::fs::write(
+            &kubeconfig,
+            text.replace(server, "    server: http://127.0.0.1:9"),
+        )
+        .unwrap();
+        let out = run(&["scan", "--kubeconfig", kubeconfig.to_str().unwrap()], "");
+        assert!(!out.status.success());
+        assert_ne!(out.status.code(), Some(0));
+        assert!(stderr(&out).contains("cannot list"), "{}", stderr(&out));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn live_namespace_filter_lists_one_namespace() {
+        let sim = Sim::start("scan-ns", &["--scenario", "mixed"]);
+        // A second namespace with its own inline in-tree volume. (`kubectl create
+        // namespace` sends protobuf, which the simulator does not decode: apply JSON.)
+        let pod = dir_with_pod();
+        sim.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "-f",
+            pod.join("pod.yaml").to_str().unwrap(),
+        ]);
+
+        let (_, all) = scan_live(&sim, &["--fail-on", "never"]);
+        let (_, default) = scan_live(&sim, &["-n", "default", "--fail-on", "never"]);
+        let (_, team) = scan_live(&sim, &["-n", "team", "--fail-on", "never"]);
+        assert_eq!(all["summary"]["inTreeInlineVolumes"], 2);
+        assert_eq!(default["namespace"], "default");
+        assert_eq!(default["summary"]["inTreeInlineVolumes"], 1);
+        assert_eq!(
+            default["inventory"]["persistentVolumes"],
+            all["inventory"]["persistentVolumes"]
+        );
+        assert_eq!(default["summary"]["workloads"], 10);
+
+        assert_eq!(team["namespace"], "team");
+        assert_eq!(team["summary"]["inTreePersistentVolumes"], 0);
+        assert_eq!(team["summary"]["inTreePersistentVolumeClaims"], 0);
+        let owners: Vec<String> = team["inventory"]["inlineVolumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}/{}",
+                    v["owner"]["namespace"].as_str().unwrap(),
+                    v["owner"]["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(owners, ["team/scratch-ebs"]);
+        assert_eq!(names(&team["workloads"], "readiness"), ["manual"]);
+        assert_eq!(
+            objects_with(&team, "INLINE_IN_TREE_VOLUME"),
+            [("Pod".to_owned(), "team/scratch-ebs".to_owned())]
+        );
+        // Cluster-scoped objects are still read: the drivers are all there.
+        assert!(!codes(&team).contains("CSI_DRIVER_MISSING"));
+        // The offline filter agrees with the live one.
+        let dump = sim.kubectl_ok(&["get", "pods,persistentvolumes,persistentvolumeclaims,storageclasses,csidrivers,csinodes,nodes", "-A", "-o", "json"]);
+        let file = pod.join("dump.json");
+        std::fs::write(&file, dump).unwrap();
+        let (_, offline_team) = scan_json(&[
+            "--from",
+            file.to_str().unwrap(),
+            "-n",
+            "team",
+            "--fail-on",
+            "never",
+        ]);
+        assert_eq!(
+            offline_team["inventory"]["inlineVolumes"],
+            team["inventory"]["inlineVolumes"]
+        );
+        let _ = std::fs::remove_dir_all(&pod);
+    }
+
+    /// A directory holding `pod.yaml`: namespace `team` and a pod in it with an inline EBS volume.
+    fn dir_with_pod() -> PathBuf {
+        let dir = scratch("team-pod");
+        let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}});
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "scratch-ebs", "namespace": "team"},
+            "spec": {"containers": [{"name": "app", "image": "busybox"}],
+                     "volumes": [{"name": "scratch",
+                                  "awsElasticBlockStore": {"volumeID": "vol-0123456789abcdef0", "fsType": "ext4"}}]}});
+        std::fs::write(dir.join("pod.yaml"), format!("{namespace}\n---\n{pod}\n")).unwrap();
+        dir
+    }
 }
 
 mod migrate {
@@ -994,6 +1399,21 @@ mod migrate {
         let again = sim.run(&["plan", "statefulset", "web", "--to-storageclass", "gp2-csi"]);
         assert_eq!(again.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&again.stderr).contains("already a CSI volume"));
+
+        // Rollback restores the in-tree objects: the plan works again.
+        let back = sim.run(&["rollback", "--work-dir", work, "--timeout", "60"]);
+        assert!(
+            back.status.success(),
+            "{}",
+            String::from_utf8_lossy(&back.stderr)
+        );
+        assert!(String::from_utf8_lossy(&back.stdout).contains("rollback complete"));
+        let replan = sim.run(&["plan", "statefulset", "web", "--to-storageclass", "gp2-csi"]);
+        assert!(
+            replan.status.success(),
+            "{}",
+            String::from_utf8_lossy(&replan.stderr)
+        );
     }
 }
 

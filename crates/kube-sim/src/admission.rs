@@ -334,6 +334,9 @@ pub fn validate_update(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
             }
         }
         ("", "PersistentVolumeClaim") => validate_claim_update(old, new, &mut causes),
+        ("", "Pod") if mutable_pod_spec_removed(old_spec) != mutable_pod_spec_removed(new_spec) => {
+            causes.push(Cause::forbidden("spec", POD_UPDATE_FORBIDDEN));
+        }
         ("apps", "StatefulSet") => {
             let strip = |spec: Option<&Value>| {
                 let mut spec = spec.cloned().unwrap_or(Value::Null);
@@ -417,4 +420,37 @@ fn validate_claim_update(old: &Value, new: &Value, causes: &mut Vec<Cause>) {
 
 fn field_is_str_or_null(spec: &Value, field: &str) -> Value {
     spec.get(field).cloned().unwrap_or(Value::Null)
+}
+
+/// What the API server says when a pod update touches an immutable field.
+const POD_UPDATE_FORBIDDEN: &str = "pod updates may not change fields other than `spec.containers[*].image`,\
+`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing \
+tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// A pod spec without the fields an update may change (images, deadline, tolerations,
+/// grace period); `nodeName` only changes through the `binding` subresource.
+fn mutable_pod_spec_removed(spec: Option<&Value>) -> Value {
+    let mut spec = spec.cloned().unwrap_or(Value::Null);
+    if let Some(map) = spec.as_object_mut() {
+        for field in [
+            "activeDeadlineSeconds",
+            "tolerations",
+            "terminationGracePeriodSeconds",
+        ] {
+            map.remove(field);
+        }
+        for list in ["containers", "initContainers"] {
+            for container in map
+                .get_mut(list)
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(c) = container.as_object_mut() {
+                    c.remove("image");
+                }
+            }
+        }
+    }
+    spec
 }

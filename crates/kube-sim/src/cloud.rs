@@ -39,7 +39,7 @@ pub enum CloudError {
 }
 
 /// One disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Disk {
     /// Cloud-internal id (`disk-<n>`).
     pub id: String,
@@ -246,6 +246,24 @@ impl Cloud {
         };
         self.lock().insert(id, disk.clone());
         disk
+    }
+
+    /// Replaces every disk (restoring a saved state).
+    pub fn restore(&self, disks: Vec<Disk>) {
+        let mut map = self.lock();
+        map.clear();
+        let mut highest = 0;
+        for disk in disks {
+            if let Some(n) = disk
+                .id
+                .strip_prefix("disk-")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                highest = highest.max(n);
+            }
+            map.insert(disk.id.clone(), disk);
+        }
+        *self.next.lock().unwrap_or_else(|e| e.into_inner()) = highest;
     }
 
     /// Adds a disk as it is (scenarios that start from existing disks).

@@ -20,6 +20,7 @@ pub mod admission;
 pub mod api_error;
 pub mod cloud;
 pub mod controllers;
+pub mod faults;
 pub mod kubeconfig;
 pub mod patch;
 pub mod resource;
@@ -30,5 +31,5 @@ pub mod store;
 pub mod tls;
 
 pub use api_error::ApiError;
-pub use server::{RunningServer, ServeError, serve};
+pub use server::{RunningServer, ServeError, serve, serve_with_faults};
 pub use store::Store;

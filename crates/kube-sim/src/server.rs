@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api_error::ApiError;
+use crate::faults::{FaultConfig, FaultDecision, Faults};
 use crate::patch::PatchKind;
 use crate::resource::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -31,6 +32,7 @@ const NAMESPACE_CLEANUP_DELAY: Duration = Duration::from_millis(1000);
 #[derive(Clone)]
 pub struct ApiServer {
     store: Arc<Store>,
+    faults: Arc<Faults>,
 }
 
 /// The parsed request target.
@@ -59,8 +61,8 @@ fn error_response(error: &ApiError) -> Response {
 
 impl ApiServer {
     /// An API server over `store`.
-    pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<Store>, faults: Arc<Faults>) -> Self {
+        Self { store, faults }
     }
 
     /// The axum router serving every path.
@@ -311,6 +313,22 @@ async fn handle(
     {
         return disk_content(&server, &method, id, body);
     }
+    if path == "/_sim/v1/faults" {
+        return fault_api(&server, &method, &body);
+    }
+    if let Ok(target) = server.target(&path) {
+        match server.faults.decide(method.as_str(), &target.rt.plural) {
+            FaultDecision::Serve { delay } => tokio::time::sleep(delay).await,
+            FaultDecision::Fail(error) => return error_response(&error),
+            FaultDecision::Drop => {
+                // A body that fails before its first byte makes hyper reset the connection.
+                let broken = futures::stream::once(async {
+                    Err::<Bytes, _>(std::io::Error::other("injected drop"))
+                });
+                return (StatusCode::OK, Body::from_stream(broken)).into_response();
+            }
+        }
+    }
     match serve_resource(&server, &method, &path, &query, &headers, &body) {
         Ok(Served::Json(status, value)) => json_response(status, &value),
         Ok(Served::Watch(watched)) => {
@@ -321,6 +339,35 @@ async fn handle(
             tracing::debug!(%method, %uri, code = error.code, message = %error.message, "request failed");
             error_response(&error)
         }
+    }
+}
+
+/// The test API for faults: `GET` shows the configuration, `PUT` replaces it, `DELETE` clears it.
+fn fault_api(server: &ApiServer, method: &Method, body: &Bytes) -> Response {
+    match method.as_str() {
+        "GET" => json_response(
+            StatusCode::OK,
+            &serde_json::to_value(server.faults.config()).unwrap_or(Value::Null),
+        ),
+        "PUT" => match serde_json::from_slice::<FaultConfig>(body) {
+            Ok(config) => {
+                server.faults.set(config);
+                json_response(
+                    StatusCode::OK,
+                    &serde_json::to_value(server.faults.config()).unwrap_or(Value::Null),
+                )
+            }
+            Err(e) => error_response(&ApiError::bad_request(format!(
+                "invalid fault configuration: {e}"
+            ))),
+        },
+        "DELETE" => {
+            server.faults.set(FaultConfig::default());
+            json_response(StatusCode::OK, &json!({}))
+        }
+        verb => error_response(&ApiError::method_not_allowed(format!(
+            "{verb} is not supported on /_sim/v1/faults"
+        ))),
     }
 }
 
@@ -362,6 +409,25 @@ fn serve_resource(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
+    if target.subresource.as_deref() == Some("binding")
+        && target.rt.plural == "pods"
+        && method == Method::POST
+    {
+        let binding = parse_body(body, content_type)?;
+        let node = binding
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if node.is_empty() {
+            return Err(ApiError::bad_request("a Binding needs target.name"));
+        }
+        let name = target.name.as_deref().unwrap_or_default();
+        store.bind_pod(target.namespace.as_deref().unwrap_or("default"), name, node)?;
+        return Ok(Served::Json(
+            StatusCode::CREATED,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ));
+    }
     let subresource = match target.subresource.as_deref() {
         None => Subresource::Main,
         Some("status") if target.rt.has_status => Subresource::Status,
@@ -574,9 +640,22 @@ fn watch(
             }
         }
     });
-    let stream = futures::stream::iter(initial)
+    let events = futures::stream::iter(initial)
         .chain(live)
         .map(Ok::<_, std::io::Error>);
+    // An injected drop ends the stream with an error: hyper resets the connection mid-watch.
+    let stream: futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>> =
+        match server.faults.drop_watch_after() {
+            Some(count) => events
+                .take(usize::try_from(count).unwrap_or(usize::MAX))
+                .chain(futures::stream::once(async {
+                    // Let the last event reach the client before the connection goes.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Err(std::io::Error::other("injected watch drop"))
+                }))
+                .boxed(),
+            None => events.boxed(),
+        };
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
@@ -626,6 +705,17 @@ pub async fn serve(
     address: SocketAddr,
     tls: bool,
 ) -> Result<RunningServer, ServeError> {
+    serve_with_faults(store, address, tls, Arc::new(Faults::default())).await
+}
+
+/// Like [`serve`], injecting the faults `faults` describes (changeable while running
+/// through `PUT /_sim/v1/faults`).
+pub async fn serve_with_faults(
+    store: Arc<Store>,
+    address: SocketAddr,
+    tls: bool,
+    faults: Arc<Faults>,
+) -> Result<RunningServer, ServeError> {
     let listener = std::net::TcpListener::bind(address)
         .map_err(|error| ServeError::Bind { address, error })?;
     listener
@@ -634,7 +724,7 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|error| ServeError::Bind { address, error })?;
-    let app = ApiServer::new(store).router();
+    let app = ApiServer::new(store, faults).router();
     let handle = axum_server::Handle::new();
     let (url, ca_pem) = if tls {
         let certs = crate::tls::ServingCertificates::generate()

@@ -584,6 +584,20 @@ impl Store {
         subresource: Subresource,
         change: impl FnOnce(&Value) -> Result<Value, ApiError>,
     ) -> Result<Value, ApiError> {
+        self.modify_with(rt, namespace, name, subresource, true, change)
+    }
+
+    /// [`Self::modify`], with the update validation optional for server-internal writes
+    /// (pod binding) that bypass the rules a client update must follow.
+    fn modify_with(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        subresource: Subresource,
+        validate: bool,
+        change: impl FnOnce(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
         let mut state = self.lock();
         let ns = if rt.namespaced {
             namespace.unwrap_or("default").to_owned()
@@ -658,7 +672,9 @@ impl Store {
         if compare_old == compare_new {
             return Ok(current); // a no-op write keeps the resourceVersion, as the real server does
         }
-        admission::validate_update(rt, &current, &new)?;
+        if validate {
+            admission::validate_update(rt, &current, &new)?;
+        }
         let generation = current
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
@@ -712,6 +728,44 @@ impl Store {
             },
         );
         Ok(new)
+    }
+
+    /// Assigns a pod to a node (the `binding` subresource, as the scheduler does); a pod
+    /// that already has a node is a conflict.
+    pub fn bind_pod(&self, namespace: &str, name: &str, node: &str) -> Result<Value, ApiError> {
+        let rt = self
+            .resource("", "pods")
+            .ok_or_else(|| ApiError::internal("pods are not served"))?;
+        self.modify_with(
+            &rt,
+            Some(namespace),
+            name,
+            Subresource::Main,
+            false,
+            |current| {
+                let assigned = current
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if !assigned.is_empty() {
+                    return Err(ApiError::conflict_because(
+                        &rt,
+                        name,
+                        &format!("pod {name} is already assigned to node {assigned:?}"),
+                    ));
+                }
+                if current.pointer("/metadata/deletionTimestamp").is_some() {
+                    return Err(ApiError::conflict_because(
+                        &rt,
+                        name,
+                        &format!("pod {name} is being deleted"),
+                    ));
+                }
+                let mut bound = current.clone();
+                bound["spec"]["nodeName"] = json!(node);
+                Ok(bound)
+            },
+        )
     }
 
     /// Deletes an object per the generic registry rules: preconditions, propagation
@@ -1016,6 +1070,104 @@ impl Store {
     /// A feed of every change from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
+    }
+
+    /// Writes the whole cluster (objects, resourceVersion, disks) to `path`, atomically.
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let state = self.lock();
+        let objects: Vec<&Value> = state.objects.values().flat_map(|m| m.values()).collect();
+        let snapshot = json!({
+            "resourceVersion": state.resource_version,
+            "objects": objects,
+            "disks": self.cloud.list(),
+        });
+        drop(state);
+        let temporary = path.with_extension("tmp");
+        let mut file = std::fs::File::create(&temporary)?;
+        std::io::Write::write_all(&mut file, snapshot.to_string().as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    }
+
+    /// Loads a cluster written by [`Store::save`]; CRDs come back with their objects.
+    pub fn load(path: &std::path::Path, history_limit: usize) -> Result<Self, ApiError> {
+        let bad = |e: String| ApiError::internal(format!("cannot load {}: {e}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let snapshot: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let store = Self::new(history_limit);
+        {
+            let mut state = store.lock();
+            state.objects.clear();
+            let objects = snapshot
+                .get("objects")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            // CRDs first, so their kinds are served before their objects are placed.
+            for object in objects.iter().filter(|o| {
+                o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+            }) {
+                if let Some(custom) = ResourceType::from_crd(object)
+                    && !state
+                        .resources
+                        .iter()
+                        .any(|r| r.group == custom.group && r.plural == custom.plural)
+                {
+                    state.resources.push(custom);
+                }
+            }
+            for object in objects {
+                let api_version = object
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+                let kind = object
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let Some(rt) = state
+                    .resources
+                    .iter()
+                    .find(|r| r.group == group && r.kind == kind)
+                    .cloned()
+                else {
+                    return Err(bad(format!("unknown kind {api_version}/{kind}")));
+                };
+                let namespace = object
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let key = (
+                    if rt.namespaced {
+                        namespace.to_owned()
+                    } else {
+                        String::new()
+                    },
+                    name_of(&object).to_owned(),
+                );
+                state
+                    .objects
+                    .entry(resource_key(&rt))
+                    .or_default()
+                    .insert(key, object);
+            }
+            let rv = snapshot
+                .get("resourceVersion")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            state.resource_version = rv;
+            state.compacted = rv;
+        }
+        let disks: Vec<crate::cloud::Disk> = serde_json::from_value(
+            snapshot
+                .get("disks")
+                .cloned()
+                .unwrap_or(Value::Array(Vec::new())),
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        store.cloud.restore(disks);
+        Ok(store)
     }
 
     /// Every stored object, for snapshots and the test API.

@@ -37,6 +37,16 @@ async fn start_with_store(tls: bool, history: usize) -> (RunningServer, Client, 
     (server, Client::try_from(config).unwrap(), store)
 }
 
+/// Assigns a pod to `node-1` through the `binding` subresource, as the scheduler does.
+async fn bind(pods: &Api<k8s_openapi::api::core::v1::Pod>, name: &str) {
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                         "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}});
+    let _: serde_json::Value = pods
+        .create_subresource("binding", name, &PostParams::default(), &binding)
+        .await
+        .unwrap();
+}
+
 fn pv(name: &str) -> PersistentVolume {
     serde_json::from_value(json!({
         "metadata": {"name": name},
@@ -566,6 +576,29 @@ mod controllers {
         claim.spec.as_mut().unwrap().storage_class_name = Some("gp2".into());
         claims.create(&PostParams::default(), &claim).await.unwrap();
         settle(&store);
+        // Migrated: only the CSI driver's external-provisioner provisions, and it is not installed yet.
+        assert!(
+            claims
+                .get("data-0")
+                .await
+                .unwrap()
+                .spec
+                .unwrap()
+                .volume_name
+                .is_none()
+        );
+        assert!(store.cloud().list().is_empty());
+        let drivers: Api<k8s_openapi::api::storage::v1::CSIDriver> = Api::all(client.clone());
+        let driver =
+            json!({"metadata": {"name": "ebs.csi.aws.com"}, "spec": {"attachRequired": true}});
+        drivers
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(driver).unwrap(),
+            )
+            .await
+            .unwrap();
+        settle(&store);
         let claim = claims.get("data-0").await.unwrap();
         let annotations = claim.metadata.annotations.clone().unwrap();
         assert_eq!(
@@ -644,6 +677,89 @@ mod controllers {
                 .message
                 .unwrap()
                 .starts_with("Multi-Attach error for volume")
+        );
+    }
+
+    #[tokio::test]
+    async fn attachments_hold_the_volume_and_a_force_removed_pv_leaves_the_disk_stuck_attached() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+        let node = json!({"metadata": {"name": "node-a"}});
+        nodes
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(node).unwrap(),
+            )
+            .await
+            .unwrap();
+        let (disk, pvs) = volume_on_disk(&client, &store, "Retain").await;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let mut app = pod("app-0", "data-0", None);
+        app.spec.as_mut().unwrap().node_name = None;
+        pods.create(&PostParams::default(), &app).await.unwrap();
+        settle(&store);
+        assert_eq!(
+            pods.get("app-0")
+                .await
+                .unwrap()
+                .status
+                .unwrap()
+                .phase
+                .as_deref(),
+            Some("Running")
+        );
+        let attachments: Api<k8s_openapi::api::storage::v1::VolumeAttachment> =
+            Api::all(client.clone());
+        let attachment = attachments
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        assert_eq!(attachment.spec.node_name, "node-a");
+        assert!(attachment.status.unwrap().attached);
+        let finalizer = "external-attacher/ebs-csi-aws-com".to_owned();
+        assert!(attachment.metadata.finalizers.unwrap().contains(&finalizer));
+        assert!(
+            pvs.get("pv-static")
+                .await
+                .unwrap()
+                .metadata
+                .finalizers
+                .unwrap()
+                .contains(&finalizer)
+        );
+
+        // A naive tool strips the PV's finalizers and deletes it while the disk is attached.
+        let strip = json!({"metadata": {"finalizers": null}});
+        pvs.patch("pv-static", &PatchParams::default(), &Patch::Merge(&strip))
+            .await
+            .unwrap();
+        pvs.delete("pv-static", &DeleteParams::default())
+            .await
+            .unwrap();
+        pods.delete(
+            "app-0",
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
+            },
+        )
+        .await
+        .unwrap();
+        settle(&store);
+        let stuck = attachments
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        assert!(stuck.metadata.deletion_timestamp.is_some());
+        let detach_error = stuck.status.unwrap().detach_error.unwrap().message.unwrap();
+        assert!(detach_error.contains("cannot detach"), "{detach_error}");
+        assert_eq!(
+            store.cloud().get(&disk).unwrap().attached_to,
+            vec!["node-a".to_owned()]
         );
     }
 
@@ -827,10 +943,16 @@ mod statefulset {
 
     /// The scheduler and kubelet, by hand: bind the pod and report it Running and Ready.
     async fn run(pods: &Api<Pod>, name: &str) {
-        let bind = json!({"spec": {"nodeName": "node-1"}});
-        pods.patch(name, &PatchParams::default(), &Patch::Merge(&bind))
+        let bound = pods
+            .get(name)
             .await
-            .unwrap();
+            .unwrap()
+            .spec
+            .and_then(|s| s.node_name)
+            .is_some();
+        if !bound {
+            bind(pods, name).await;
+        }
         let ready = json!({"status": {"phase": "Running",
             "conditions": [{"type": "Ready", "status": "True"}]}});
         pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&ready))
@@ -922,11 +1044,7 @@ mod statefulset {
         reconcile(&store);
         assert_eq!(names(&api.pods).await, ["web-0", "web-1"]);
         // Running but not Ready still blocks.
-        let bind = json!({"spec": {"nodeName": "node-1"}});
-        api.pods
-            .patch("web-1", &PatchParams::default(), &Patch::Merge(&bind))
-            .await
-            .unwrap();
+        bind(&api.pods, "web-1").await;
         let not_ready = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}});
         api.pods
             .patch_status("web-1", &PatchParams::default(), &Patch::Merge(&not_ready))
@@ -1661,10 +1779,14 @@ mod deployment {
             for pod in pods.list(&ListParams::default()).await.unwrap().items {
                 let name = pod.metadata.name.clone().unwrap();
                 if pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
-                    let bind = json!({"spec": {"nodeName": "node-1"}});
-                    pods.patch(&name, &PatchParams::default(), &Patch::Merge(&bind))
-                        .await
-                        .unwrap();
+                    if pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.as_deref())
+                        .is_none()
+                    {
+                        bind(pods, &name).await;
+                    }
                     let ready = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
                     pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&ready))
                         .await
@@ -1836,4 +1958,187 @@ mod deployment {
             (Some(4), Some(4))
         );
     }
+}
+
+mod faults {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    async fn set_faults(server: &RunningServer, faults: serde_json::Value) {
+        let response = reqwest::Client::new()
+            .put(format!("{}/_sim/v1/faults", server.url))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn the_nth_write_fails_with_a_500_and_the_next_succeeds() {
+        let (server, client) = start(false, 1000).await;
+        let pvs: Api<PersistentVolume> = Api::all(client);
+        set_faults(&server, json!({"failNthWrite": 2})).await;
+        pvs.create(&PostParams::default(), &pv("f-1"))
+            .await
+            .unwrap();
+        let (code, message) = api_error(
+            pvs.create(&PostParams::default(), &pv("f-2"))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(code, 500);
+        assert!(message.contains("injected"), "{message}");
+        assert_eq!(
+            api_error(pvs.get("f-2").await.unwrap_err()).0,
+            404,
+            "a failed write changes nothing"
+        );
+        pvs.create(&PostParams::default(), &pv("f-2"))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_kube_watcher_survives_dropped_watch_streams() {
+        let (server, client) = start(false, 1000).await;
+        let pvs: Api<PersistentVolume> = Api::all(client);
+        set_faults(&server, json!({"dropWatchAfterEvents": 1})).await;
+        let mut stream = watcher(pvs.clone(), watcher::Config::default()).boxed();
+        // Finish the initial list first.
+        while let Some(event) = stream.next().await {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                break;
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for i in 0..4 {
+            pvs.create(&PostParams::default(), &pv(&format!("d-{i}")))
+                .await
+                .unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while seen.len() < 4 && tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+                Ok(Some(Ok(watcher::Event::Apply(pv) | watcher::Event::InitApply(pv)))) => {
+                    seen.insert(pv.metadata.name.unwrap());
+                }
+                Ok(Some(_)) => {} // stream errors and restarts are expected; the watcher retries
+                Ok(None) | Err(_) => break,
+            }
+        }
+        assert_eq!(seen.len(), 4, "saw {seen:?}");
+    }
+}
+
+mod pods {
+    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+
+    #[tokio::test]
+    async fn pod_spec_is_immutable_except_images_and_node_comes_from_binding() {
+        let (_server, client) = start(false, 1000).await;
+        let pods: Api<Pod> = Api::namespaced(client, "default");
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "v1"}],
+                         "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "a"}}]}});
+        pods.create(
+            &PostParams::default(),
+            &serde_json::from_value(pod).unwrap(),
+        )
+        .await
+        .unwrap();
+        let swap = json!({"spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "b"}}]}});
+        let (code, message) = api_error(
+            pods.patch("p", &PatchParams::default(), &Patch::Merge(&swap))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(code, 422);
+        assert!(
+            message.contains("pod updates may not change fields other than"),
+            "{message}"
+        );
+        let node = json!({"spec": {"nodeName": "node-9"}});
+        assert_eq!(
+            api_error(
+                pods.patch("p", &PatchParams::default(), &Patch::Merge(&node))
+                    .await
+                    .unwrap_err()
+            )
+            .0,
+            422
+        );
+        let image = json!({"spec": {"containers": [{"name": "c", "image": "v2"}]}});
+        pods.patch("p", &PatchParams::default(), &Patch::Strategic(&image))
+            .await
+            .unwrap();
+
+        bind(&pods, "p").await;
+        assert_eq!(
+            pods.get("p")
+                .await
+                .unwrap()
+                .spec
+                .unwrap()
+                .node_name
+                .as_deref(),
+            Some("node-1")
+        );
+        let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+                             "target": {"kind": "Node", "name": "node-2"}});
+        let again = pods
+            .create_subresource::<_, serde_json::Value>(
+                "binding",
+                "p",
+                &PostParams::default(),
+                &binding,
+            )
+            .await
+            .unwrap_err();
+        let (code, message) = api_error(again);
+        assert_eq!(code, 409);
+        assert!(
+            message.contains("is already assigned to node \"node-1\""),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_saved_cluster_loads_back_with_its_objects_disks_and_versions() {
+    let (_server, client, store) = start_with_store(false, 1000).await;
+    let pvs: Api<PersistentVolume> = Api::all(client);
+    pvs.create(&PostParams::default(), &pv("kept"))
+        .await
+        .unwrap();
+    let disk = store.cloud().create_disk("kubernetes.io/rbd", "r", 1, None);
+    store.cloud().write(&disk.id, b"bytes".to_vec()).unwrap();
+    let path = std::env::temp_dir().join(format!("kube-sim-state-{}.json", std::process::id()));
+    store.save(&path).unwrap();
+    let loaded = Store::load(&path, 1000).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(loaded.resource_version(), store.resource_version());
+    let rt = loaded.resource("", "persistentvolumes").unwrap();
+    let kept = loaded.get(&rt, None, "kept").unwrap();
+    assert_eq!(
+        kept["metadata"]["uid"],
+        json!(pvs.get("kept").await.unwrap().metadata.uid)
+    );
+    assert_eq!(
+        loaded.cloud().get(&disk.id).unwrap().sha256(),
+        disk_sha("bytes")
+    );
+    let next = loaded
+        .cloud()
+        .create_disk("kubernetes.io/rbd", "s", 1, None);
+    assert_ne!(next.id, disk.id, "disk ids continue after a restore");
+}
+
+fn disk_sha(content: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(content.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -10,6 +10,9 @@
 //!   step idempotent (it inspects the cluster first), uid preconditions on deletes,
 //!   watches for waits. See [`workdir`] for the files.
 //!
+//! - [`rollback::rollback`] restores the original in-tree objects (same disks) from the
+//!   backups, for a completed or an interrupted run; it is itself journaled and resumable.
+//!
 //! # Order of a rolling StatefulSet migration (ARCHITECTURE §5)
 //!
 //! 1. Every old PV's reclaim policy → `Retain` (and its delete-protection finalizers gone).
@@ -59,6 +62,7 @@
 
 pub mod plan;
 pub mod quantity;
+pub mod rollback;
 pub mod runner;
 pub mod snapshot;
 pub mod workdir;
@@ -66,5 +70,6 @@ pub mod workdir;
 /// The Kubernetes client the runner and loader take (re-exported so callers need no `kube` dependency).
 pub use kube::Client;
 pub use plan::{Blocker, Plan, PlanError, PlanOptions, ReclaimPolicy, Step, plan_statefulset};
+pub use rollback::{RollbackError, plan_rollback, rollback};
 pub use runner::{RunError, RunOptions, RunSummary, StopPoint, migrate, resume};
 pub use snapshot::{LoadError, StatefulSetSnapshot, load_statefulset_snapshot};

@@ -321,14 +321,14 @@ fn is_ready(pod: &Pod) -> bool {
 }
 
 /// Annotations a fresh claim must not carry (binding and provisioning state of the old one).
-fn is_binding_annotation(key: &str) -> bool {
+pub(crate) fn is_binding_annotation(key: &str) -> bool {
     key.starts_with("pv.kubernetes.io/")
         || key.starts_with("volume.kubernetes.io/")
         || key.starts_with("volume.beta.kubernetes.io/")
         || key == "kubectl.kubernetes.io/last-applied-configuration"
 }
 
-fn strip_server_fields(meta: &mut ObjectMeta) {
+pub(crate) fn strip_server_fields(meta: &mut ObjectMeta) {
     meta.uid = None;
     meta.resource_version = None;
     meta.creation_timestamp = None;
@@ -354,7 +354,7 @@ fn recreated_pod(pod: &Pod) -> Pod {
 }
 
 /// The StatefulSet as recreated: templates on the target class, server fields stripped.
-fn recreated_statefulset(set: &StatefulSet, target_class: &str) -> StatefulSet {
+pub(crate) fn recreated_statefulset(set: &StatefulSet, target_class: &str) -> StatefulSet {
     let mut set = set.clone();
     strip_server_fields(&mut set.metadata);
     set.metadata.finalizers = None;
@@ -765,6 +765,7 @@ fn plan_volume(
     let claim_ref = pv_spec.claim_ref.as_ref();
     if claim_ref.and_then(|r| r.uid.as_deref()) != Some(claim_uid.as_str())
         || claim_ref.and_then(|r| r.name.as_deref()) != Some(claim_name.as_str())
+        || claim_ref.and_then(|r| r.namespace.as_deref()) != Some(namespace.as_str())
     {
         block(
             pv_object_name.clone(),
@@ -1048,4 +1049,4 @@ fn steps_for(set_uid: &str, replicas: &[ReplicaPlan]) -> Vec<Step> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -80,8 +80,10 @@ fn uid<K: kube::Resource>(object: &K) -> String {
     object.meta().uid.clone().unwrap_or_default()
 }
 
-fn annotated(mut meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, from: &str)
--> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+fn annotated(
+    mut meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    from: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
     meta.annotations
         .get_or_insert_with(Default::default)
         .insert(MIGRATED_FROM_ANNOTATION.to_owned(), from.to_owned());
@@ -142,8 +144,9 @@ pub fn plan_rollback(
         let mut replica_touched = live_pod.is_none_or(|p| uid(p) != replica.pod_uid);
         for volume in &replica.volumes {
             let new_name = volume.new_volume.metadata.name.clone().unwrap_or_default();
-            let backup_pv = named(&originals.volumes, &volume.old_volume)
-                .ok_or_else(|| RollbackError::MissingBackup(format!("persistentvolume {}", volume.old_volume)))?;
+            let backup_pv = named(&originals.volumes, &volume.old_volume).ok_or_else(|| {
+                RollbackError::MissingBackup(format!("persistentvolume {}", volume.old_volume))
+            })?;
             let backup_claim = named(&originals.claims, &volume.claim)
                 .ok_or_else(|| RollbackError::MissingBackup(format!("claim {}", volume.claim)))?;
             if original_class.is_empty() {
@@ -261,9 +264,9 @@ pub fn plan_rollback(
     steps.push(Step::RecreateStatefulSet);
     steps.push(Step::AwaitAdoption);
     steps.extend(
-        restore
-            .into_iter()
-            .filter(|s| !matches!(s, Step::RestoreReclaimPolicy { policy, .. } if policy == "Retain")),
+        restore.into_iter().filter(
+            |s| !matches!(s, Step::RestoreReclaimPolicy { policy, .. } if policy == "Retain"),
+        ),
     );
     Ok(Plan {
         api_version: forward.api_version.clone(),
@@ -304,7 +307,9 @@ pub async fn rollback(
 fn read_originals(work: &WorkDir, forward: &Plan) -> Result<Originals, RollbackError> {
     let statefulset = work
         .read_backup("statefulsets", &forward.statefulset)?
-        .ok_or_else(|| RollbackError::MissingBackup(format!("statefulset {}", forward.statefulset)))?;
+        .ok_or_else(|| {
+            RollbackError::MissingBackup(format!("statefulset {}", forward.statefulset))
+        })?;
     let mut claims = Vec::new();
     let mut volumes = Vec::new();
     for volume in forward.volumes() {
@@ -339,8 +344,11 @@ async fn read_live(client: &Client, forward: &Plan) -> Result<LiveState, Rollbac
         ..Default::default()
     };
     for replica in &forward.replicas {
-        live.pods
-            .extend(pods.get_opt(&replica.pod).await.map_err(api_error("pods"))?);
+        live.pods.extend(
+            pods.get_opt(&replica.pod)
+                .await
+                .map_err(api_error("pods"))?,
+        );
         for volume in &replica.volumes {
             live.claims.extend(
                 claims
@@ -360,4 +368,120 @@ async fn read_live(client: &Client, forward: &Plan) -> Result<LiveState, Rollbac
         }
     }
     Ok(live)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::plan::{PlanOptions, plan_statefulset};
+    use crate::snapshot::StatefulSetSnapshot;
+
+    fn forward() -> (Plan, StatefulSetSnapshot) {
+        let snapshot: StatefulSetSnapshot =
+            serde_json::from_value(crate::plan::tests::snapshot_json(2)).unwrap();
+        let plan = plan_statefulset(&snapshot, "gp2-csi", PlanOptions::default()).unwrap();
+        (plan, snapshot)
+    }
+
+    fn originals(snapshot: &StatefulSetSnapshot) -> Originals {
+        Originals {
+            statefulset: snapshot.statefulset.clone(),
+            claims: snapshot.claims.clone(),
+            volumes: snapshot.volumes.clone(),
+        }
+    }
+
+    fn with_uid<K: kube::Resource + Clone>(object: &K, uid: &str) -> K {
+        let mut object = object.clone();
+        object.meta_mut().uid = Some(uid.to_owned());
+        object
+    }
+
+    #[test]
+    fn nothing_migrated_yet_only_restores_policies_and_the_set() {
+        let (plan, snapshot) = forward();
+        let live = LiveState {
+            statefulset: Some(snapshot.statefulset.clone()),
+            pods: snapshot.pods.clone(),
+            claims: snapshot.claims.clone(),
+            volumes: snapshot.volumes.clone(),
+        };
+        let back = plan_rollback(&plan, &originals(&snapshot), &live).unwrap();
+        assert!(back.replicas.is_empty());
+        assert!(!back.steps.iter().any(|s| matches!(
+            s,
+            Step::DeletePod { .. } | Step::DeleteClaim { .. } | Step::DeleteVolume { .. }
+        )));
+        assert_eq!(back.target_storage_class, "gp2");
+        assert_eq!(
+            back.steps
+                .iter()
+                .filter(
+                    |s| matches!(s, Step::RestoreReclaimPolicy { policy, .. } if policy == "Delete")
+                )
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn completed_migration_is_reversed_replica_by_replica() {
+        let (plan, snapshot) = forward();
+        let mut live = LiveState {
+            statefulset: Some(with_uid(&plan.recreated_statefulset, "new-set")),
+            ..Default::default()
+        };
+        for (i, replica) in plan.replicas.iter().enumerate() {
+            live.pods
+                .push(with_uid(&replica.recreated_pod, &format!("new-pod-{i}")));
+            for volume in &replica.volumes {
+                live.claims
+                    .push(with_uid(&volume.new_claim, &format!("new-claim-{i}")));
+                live.volumes
+                    .push(with_uid(&volume.new_volume, &format!("new-pv-{i}")));
+            }
+        }
+        let back = plan_rollback(&plan, &originals(&snapshot), &live).unwrap();
+        assert_eq!(back.statefulset_uid, "new-set");
+        assert_eq!(back.replicas.len(), 2);
+        let volume = back.volume_by_claim("data-web-1").unwrap();
+        assert_eq!(volume.old_volume, "pvc-1-csi");
+        assert_eq!(volume.new_volume.metadata.name.as_deref(), Some("pvc-1"));
+        let spec = volume.new_volume.spec.as_ref().unwrap();
+        assert!(spec.aws_elastic_block_store.is_some());
+        assert_eq!(
+            spec.persistent_volume_reclaim_policy.as_deref(),
+            Some("Retain")
+        );
+        assert_eq!(spec.claim_ref.as_ref().unwrap().uid, None);
+        assert!(
+            !volume
+                .new_claim
+                .metadata
+                .annotations
+                .as_ref()
+                .unwrap()
+                .contains_key("pv.kubernetes.io/bind-completed")
+        );
+        // 2 Retain + orphan delete + 2 × 8 + recreate + adoption + 2 restores.
+        assert_eq!(back.steps.len(), 2 + 1 + 16 + 2 + 2);
+    }
+
+    #[test]
+    fn a_foreign_claim_stops_the_rollback() {
+        let (plan, snapshot) = forward();
+        let mut stranger = snapshot.claims[0].clone();
+        stranger.metadata.uid = Some("someone-else".into());
+        stranger.metadata.annotations = None;
+        let live = LiveState {
+            claims: vec![stranger],
+            ..Default::default()
+        };
+        assert!(matches!(
+            plan_rollback(&plan, &originals(&snapshot), &live),
+            Err(RollbackError::Foreign(_))
+        ));
+    }
 }

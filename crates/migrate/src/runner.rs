@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
 use kube::api::{
     Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
@@ -157,7 +157,31 @@ pub enum RunError {
     /// The run stopped at the requested [`StopPoint`].
     #[error("stopped on request at step {0}")]
     Stopped(usize),
+    /// Another work dir is migrating (or rolling back) the same workload.
+    #[error(
+        "configmap {namespace}/{lock} shows that the run in {holder} is migrating this workload; finish or roll back that run first"
+    )]
+    WorkloadLocked {
+        /// Namespace of the lock.
+        namespace: String,
+        /// Name of the lock ConfigMap.
+        lock: String,
+        /// The work dir holding it.
+        holder: String,
+    },
+    /// The workload lock could not be read or written.
+    #[error("workload lock configmap {lock}: {source}")]
+    Lock {
+        /// Name of the lock ConfigMap.
+        lock: String,
+        /// The client error.
+        source: kube::Error,
+    },
 }
+
+/// Prefix of the ConfigMap that marks a workload as being migrated by one work dir.
+pub const WORKLOAD_LOCK_PREFIX: &str = "csi-migrate-lock-statefulset-";
+const LOCK_HOLDER_KEY: &str = "workDir";
 
 /// Starts a migration: locks `dir`, backs up every object the plan touches, writes
 /// the plan, then runs every step.
@@ -242,6 +266,7 @@ pub(crate) struct Runner<'a> {
     volumes: Api<PersistentVolume>,
     sets: Api<StatefulSet>,
     attachments: Api<VolumeAttachment>,
+    locks: Api<ConfigMap>,
 }
 
 /// The context of one step, for errors.
@@ -373,11 +398,92 @@ impl<'a> Runner<'a> {
             claims: Api::namespaced(client.clone(), &plan.namespace),
             volumes: Api::all(client.clone()),
             attachments: Api::all(client.clone()),
+            locks: Api::namespaced(client.clone(), &plan.namespace),
             sets: Api::namespaced(client, &plan.namespace),
         }
     }
 
+    /// The work dir as it names itself in the workload lock.
+    fn holder(&self) -> String {
+        let root = self.work.root();
+        root.canonicalize()
+            .unwrap_or_else(|_| root.to_owned())
+            .display()
+            .to_string()
+    }
+
+    /// Takes the workload lock (a ConfigMap naming this work dir), or finds it ours.
+    async fn lock_workload(&self) -> Result<(), RunError> {
+        let lock = format!("{WORKLOAD_LOCK_PREFIX}{}", self.plan.statefulset);
+        let lock_error = |source| RunError::Lock {
+            lock: lock.clone(),
+            source,
+        };
+        let holder = self.holder();
+        let config_map = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(lock.clone()),
+                namespace: Some(self.plan.namespace.clone()),
+                ..Default::default()
+            },
+            data: Some([(LOCK_HOLDER_KEY.to_owned(), holder.clone())].into()),
+            ..Default::default()
+        };
+        match self.locks.create(&PostParams::default(), &config_map).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_status(&e, 409) => {}
+            Err(e) => return Err(lock_error(e)),
+        }
+        let existing = self.locks.get(&lock).await.map_err(lock_error)?;
+        let current = existing
+            .data
+            .as_ref()
+            .and_then(|d| d.get(LOCK_HOLDER_KEY))
+            .cloned()
+            .unwrap_or_default();
+        if current == holder {
+            Ok(())
+        } else {
+            Err(RunError::WorkloadLocked {
+                namespace: self.plan.namespace.clone(),
+                lock,
+                holder: current,
+            })
+        }
+    }
+
+    /// Releases the workload lock once the run is complete.
+    async fn unlock_workload(&self) -> Result<(), RunError> {
+        let lock = format!("{WORKLOAD_LOCK_PREFIX}{}", self.plan.statefulset);
+        let Some(existing) = self
+            .locks
+            .get_opt(&lock)
+            .await
+            .map_err(|source| RunError::Lock {
+                lock: lock.clone(),
+                source,
+            })?
+        else {
+            return Ok(());
+        };
+        let ours =
+            existing.data.as_ref().and_then(|d| d.get(LOCK_HOLDER_KEY)) == Some(&self.holder());
+        if ours {
+            match self
+                .locks
+                .delete(&lock, &uid_precondition(uid_of(&existing)))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
+                Err(source) => return Err(RunError::Lock { lock, source }),
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn run(&self) -> Result<RunSummary, RunError> {
+        self.lock_workload().await?;
         let done = self.work.done_steps(self.stage)?;
         let total = self.plan.steps.len();
         let first = (0..total).find(|i| !done.contains(i)).unwrap_or(total);
@@ -401,6 +507,7 @@ impl<'a> Runner<'a> {
                 return Err(RunError::Stopped(index));
             }
         }
+        self.unlock_workload().await?;
         Ok(RunSummary { executed, total })
     }
 
@@ -874,7 +981,7 @@ impl<'a> Runner<'a> {
 
     async fn await_adoption(&self, context: &StepContext) -> Result<(), RunError> {
         let name = &self.plan.statefulset;
-        let want = i32::try_from(self.plan.replicas.len()).unwrap_or(i32::MAX);
+        let want = self.plan.recreated_statefulset.spec.replicas.unwrap_or(1);
         let set = context
             .wait(&self.sets, name, |s: Option<&StatefulSet>| {
                 s.is_some_and(|s| {
@@ -886,9 +993,10 @@ impl<'a> Runner<'a> {
             .await?
             .ok_or_else(|| context.unexpected(format!("statefulset {name} vanished")))?;
         let set_uid = uid_of(&set).to_owned();
-        for replica in &self.plan.replicas {
+        for ordinal in 0..want {
+            let pod = format!("{name}-{ordinal}");
             context
-                .wait(&self.pods, &replica.pod, |p: Option<&Pod>| {
+                .wait(&self.pods, &pod, |p: Option<&Pod>| {
                     p.is_some_and(|p| controller_uid(p) == Some(set_uid.as_str()) && pod_ready(p))
                 })
                 .await?;

@@ -12,6 +12,7 @@ use csi_migrate_migrate::workdir::JournalEvent;
 use csi_migrate_migrate::{
     Plan, PlanOptions, Step, load_statefulset_snapshot, migrate, plan_statefulset, resume,
 };
+use csi_migrate_migrate::{RollbackError, rollback};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
@@ -870,4 +871,306 @@ async fn single_replica_migrates_with_allow_downtime_only() {
         .collect();
     assert_eq!(after, cluster.disks_before);
     assert!(cluster.violations.lock().unwrap().is_empty());
+}
+
+/// The state before the migration: in-tree PVs with their original names, claims on
+/// the original class, the user's reclaim policy, pods adopted, disks unchanged.
+async fn assert_rolled_back(cluster: &Cluster, plan: &Plan) {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client.clone());
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+    let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), NS);
+    let set = sets.get("web").await.unwrap();
+    let set_uid = set.metadata.uid.clone().unwrap();
+    for template in set.spec.volume_claim_templates.as_ref().unwrap() {
+        assert_eq!(
+            template
+                .spec
+                .as_ref()
+                .unwrap()
+                .storage_class_name
+                .as_deref(),
+            Some("gp2")
+        );
+    }
+    for volume in plan.volumes() {
+        let claim = claims.get(&volume.claim).await.unwrap();
+        assert_eq!(
+            claim.status.as_ref().unwrap().phase.as_deref(),
+            Some("Bound")
+        );
+        let spec = claim.spec.as_ref().unwrap();
+        assert_eq!(
+            spec.volume_name.as_deref(),
+            Some(volume.old_volume.as_str())
+        );
+        assert_eq!(spec.storage_class_name.as_deref(), Some("gp2"));
+        let pv = volumes.get(&volume.old_volume).await.unwrap();
+        let pv_spec = pv.spec.as_ref().unwrap();
+        assert!(pv_spec.aws_elastic_block_store.is_some());
+        assert_eq!(
+            pv_spec.persistent_volume_reclaim_policy.as_deref(),
+            Some("Delete")
+        );
+        let new_name = volume.new_volume.metadata.name.as_deref().unwrap();
+        assert!(volumes.get_opt(new_name).await.unwrap().is_none());
+    }
+    for i in 0..3 {
+        let pod = pods.get(&format!("web-{i}")).await.unwrap();
+        assert_eq!(
+            pod.status.as_ref().unwrap().phase.as_deref(),
+            Some("Running")
+        );
+        let owners = pod.metadata.owner_references.as_ref().unwrap();
+        assert!(owners.iter().any(|o| o.uid == set_uid));
+    }
+    let after: BTreeMap<String, String> = cluster
+        .store
+        .cloud()
+        .list()
+        .into_iter()
+        .map(|d| (d.id.clone(), d.sha256()))
+        .collect();
+    assert_eq!(after, cluster.disks_before);
+    let violations = cluster.violations.lock().unwrap().clone();
+    assert!(
+        violations.is_empty(),
+        "invariants violated: {violations:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_of_a_completed_migration_restores_the_in_tree_objects() {
+    let cluster = cluster().await;
+    let (plan, snapshot) = make_plan(&cluster).await;
+    let dir = tempfile::tempdir().unwrap();
+    migrate(
+        cluster.client.clone(),
+        dir.path(),
+        &plan,
+        &snapshot,
+        &options(None),
+    )
+    .await
+    .unwrap();
+    // Interrupt the rollback itself once, mid-way, then finish it.
+    let stop = Some(StopPoint::BeforeDone(8));
+    assert!(matches!(
+        rollback(cluster.client.clone(), dir.path(), &options(stop)).await,
+        Err(RollbackError::Run(RunError::Stopped(8)))
+    ));
+    rollback(cluster.client.clone(), dir.path(), &options(None))
+        .await
+        .unwrap();
+    assert!(dir.path().join("rollback-journal.jsonl").exists());
+    assert_rolled_back(&cluster, &plan).await;
+}
+
+/// Stops the migration at `stop`, rolls back, checks the original state.
+async fn crash_and_roll_back(stop: StopPoint) -> Result<(), String> {
+    let cluster = cluster().await;
+    let (plan, snapshot) = make_plan(&cluster).await;
+    let dir = tempfile::tempdir().unwrap();
+    match migrate(
+        cluster.client.clone(),
+        dir.path(),
+        &plan,
+        &snapshot,
+        &options(Some(stop)),
+    )
+    .await
+    {
+        Err(RunError::Stopped(_)) => {}
+        other => return Err(format!("{stop:?}: expected a stop, got {other:?}")),
+    }
+    rollback(cluster.client.clone(), dir.path(), &options(None))
+        .await
+        .map_err(|e| format!("{stop:?}: rollback failed: {e}"))?;
+    assert_rolled_back(&cluster, &plan).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollback_after_a_crash_at_every_step_restores_the_original() {
+    let steps = {
+        let cluster = cluster().await;
+        make_plan(&cluster).await.0.steps.len()
+    };
+    let stops: Vec<StopPoint> = (0..steps)
+        .flat_map(|k| [StopPoint::AfterStep(k), StopPoint::BeforeDone(k)])
+        .collect();
+    let mut failures = Vec::new();
+    for batch in stops.chunks(8) {
+        let results = futures::future::join_all(
+            batch
+                .iter()
+                .map(|stop| tokio::spawn(crash_and_roll_back(*stop))),
+        )
+        .await;
+        for result in results {
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push(e),
+                Err(panic) => failures.push(format!("panicked: {panic}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Rollback is itself resumable: interrupted at every step (after acting, or while
+/// waiting), run again, it converges to the original state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollback_interrupted_at_every_step_converges() {
+    async fn interrupted_rollback(k: usize, in_wait: bool) -> Result<(), String> {
+        let cluster = cluster().await;
+        let (plan, snapshot) = make_plan(&cluster).await;
+        let dir = tempfile::tempdir().unwrap();
+        migrate(
+            cluster.client.clone(),
+            dir.path(),
+            &plan,
+            &snapshot,
+            &options(None),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let stop = if in_wait {
+            StopPoint::InWait(k)
+        } else {
+            StopPoint::BeforeDone(k)
+        };
+        match rollback(cluster.client.clone(), dir.path(), &options(Some(stop))).await {
+            Err(RollbackError::Run(RunError::Stopped(_))) => {}
+            Ok(_) if in_wait => {}
+            other => return Err(format!("{stop:?}: expected a stop, got {other:?}")),
+        }
+        rollback(cluster.client.clone(), dir.path(), &options(None))
+            .await
+            .map_err(|e| format!("{stop:?}: second rollback failed: {e}"))?;
+        assert_rolled_back(&cluster, &plan).await;
+        Ok(())
+    }
+    let steps = {
+        let cluster = cluster().await;
+        make_plan(&cluster).await.0.steps.len()
+    };
+    let cases: Vec<(usize, bool)> = (0..steps).flat_map(|k| [(k, false), (k, true)]).collect();
+    let mut failures = Vec::new();
+    for batch in cases.chunks(8) {
+        let results = futures::future::join_all(
+            batch
+                .iter()
+                .map(|(k, in_wait)| tokio::spawn(interrupted_rollback(*k, *in_wait))),
+        )
+        .await;
+        for result in results {
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push(e),
+                Err(panic) => failures.push(format!("panicked: {panic}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Two work dirs cannot migrate the same workload: the second is refused while the
+/// first holds the workload lock, which goes away when the first completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_the_same_workload_is_refused() {
+    let cluster = cluster().await;
+    let (plan, snapshot) = make_plan(&cluster).await;
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let stop = Some(StopPoint::AfterStep(0));
+    assert!(matches!(
+        migrate(
+            cluster.client.clone(),
+            first.path(),
+            &plan,
+            &snapshot,
+            &options(stop)
+        )
+        .await,
+        Err(RunError::Stopped(0))
+    ));
+    let refused = migrate(
+        cluster.client.clone(),
+        second.path(),
+        &plan,
+        &snapshot,
+        &options(None),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(RunError::WorkloadLocked { .. })),
+        "{refused:?}"
+    );
+    resume(cluster.client.clone(), first.path(), &options(None))
+        .await
+        .unwrap();
+    assert_migrated(&cluster, &plan).await;
+    let locks: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(cluster.client.clone(), NS);
+    assert!(
+        locks
+            .get_opt("csi-migrate-lock-statefulset-web")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Competing writer: a pod of the set recreated by someone else while the set is gone
+/// is reported, never deleted or papered over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_recreated_by_someone_else_is_reported() {
+    let cluster = cluster().await;
+    let (plan, snapshot) = make_plan(&cluster).await;
+    let dir = tempfile::tempdir().unwrap();
+    let orphan_step = step_index(&plan, |s| matches!(s, Step::OrphanDeleteStatefulSet { .. }));
+    let stop = Some(StopPoint::AfterStep(orphan_step));
+    assert!(matches!(
+        migrate(
+            cluster.client.clone(),
+            dir.path(),
+            &plan,
+            &snapshot,
+            &options(stop)
+        )
+        .await,
+        Err(RunError::Stopped(_))
+    ));
+    let replica = &plan.replicas[0];
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+    pods.delete(&replica.pod, &DeleteParams::default())
+        .await
+        .unwrap();
+    await_condition(
+        pods.clone(),
+        &replica.pod,
+        conditions::is_deleted(&replica.pod_uid),
+    )
+    .await
+    .unwrap();
+    let stranger = pods
+        .create(&PostParams::default(), &replica.recreated_pod)
+        .await
+        .unwrap();
+    let err = resume(cluster.client.clone(), dir.path(), &options(None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RunError::Unexpected { message, .. } if message.contains("something else recreated it")),
+        "{err}"
+    );
+    let still = pods.get(&replica.pod).await.unwrap();
+    assert_eq!(still.metadata.uid, stranger.metadata.uid, "not deleted");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
+    let claim = claims.get(&replica.volumes[0].claim).await.unwrap();
+    assert_eq!(
+        claim.metadata.uid.as_deref(),
+        Some(replica.volumes[0].claim_uid.as_str())
+    );
 }

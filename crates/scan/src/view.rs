@@ -231,6 +231,61 @@ pub fn pv_plugin(translator: &Translator, pv: &PersistentVolume) -> Option<&'sta
         .and_then(|p| plugins::plugin_by_name(p.in_tree_plugin_name()))
 }
 
+/// A PV's in-tree plugin and its translation (the CSI volume handle, or why not).
+type Classified = Option<(&'static PluginInfo, Result<String, String>)>;
+
+/// Finds the plugin of every PV and translates the in-tree ones, on every core; the
+/// result is in the order of `pvs`.
+fn classify_volumes(translator: &Translator, pvs: &[&PersistentVolume]) -> Vec<Classified> {
+    let classify = |pv: &PersistentVolume| -> Classified {
+        let plugin = pv_plugin(translator, pv)?;
+        Some((plugin, translate_pv(translator, plugin, pv)))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || pvs.len() < 1024 {
+        return pvs.iter().map(|pv| classify(pv)).collect();
+    }
+    let chunk = pvs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pvs
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|pv| classify(pv)).collect::<Vec<_>>()))
+            .collect();
+        let mut out = Vec::with_capacity(pvs.len());
+        for (handle, part) in handles.into_iter().zip(pvs.chunks(chunk)) {
+            match handle.join() {
+                Ok(mut done) => out.append(&mut done),
+                // A panic in a worker is a bug; redo that part here so it surfaces normally.
+                Err(_) => out.extend(part.iter().map(|pv| classify(pv))),
+            }
+        }
+        out
+    })
+}
+
+/// The CSI volume handle the translation gives an in-tree PV, or why there is none.
+fn translate_pv(
+    translator: &Translator,
+    plugin: &PluginInfo,
+    pv: &PersistentVolume,
+) -> Result<String, String> {
+    if !plugin.translatable {
+        return Err(format!(
+            "Kubernetes has no in-tree to CSI translation for {} and neither has csi-migrate",
+            plugin.name
+        ));
+    }
+    translator
+        .pv_to_csi(pv)
+        .map_err(|e| e.to_string())
+        .and_then(|csi| {
+            csi.spec
+                .and_then(|s| s.csi)
+                .map(|c| c.volume_handle)
+                .ok_or_else(|| "translation produced no spec.csi".to_owned())
+        })
+}
+
 /// Whether a StorageClass is marked default (either annotation, value `true`).
 pub fn is_default_class(sc: &StorageClass) -> bool {
     sc.metadata.annotations.as_ref().is_some_and(|a| {
@@ -417,36 +472,24 @@ impl<'a> ClusterView<'a> {
                     == Some(ns)
             })
         };
-        let mut persistent_volumes = HashMap::with_capacity(snapshot.persistent_volumes.len());
-        let mut in_tree_volumes = Vec::new();
-        let mut in_tree_volume_index = HashMap::new();
-        for pv in snapshot
+        let in_scope_pvs: Vec<&PersistentVolume> = snapshot
             .persistent_volumes
             .iter()
             .filter(|pv| pv_in_scope(pv))
-        {
+            .collect();
+        // Classifying and translating is most of the work on a large cluster (the
+        // translator copies every PV): spread it over the cores.
+        let classified = classify_volumes(&translator, &in_scope_pvs);
+        let mut persistent_volumes = HashMap::with_capacity(in_scope_pvs.len());
+        let mut in_tree_volumes = Vec::new();
+        let mut in_tree_volume_index = HashMap::new();
+        for (pv, class) in in_scope_pvs.into_iter().zip(classified) {
             let name = name_of(&pv.metadata);
             persistent_volumes.insert(name, pv);
-            let Some(plugin) = pv_plugin(&translator, pv) else {
+            let Some((plugin, translation)) = class else {
                 continue;
             };
             plugins_in_use.insert(plugin.name, plugin);
-            let translation = if plugin.translatable {
-                translator
-                    .pv_to_csi(pv)
-                    .map_err(|e| e.to_string())
-                    .and_then(|csi| {
-                        csi.spec
-                            .and_then(|s| s.csi)
-                            .map(|c| c.volume_handle)
-                            .ok_or_else(|| "translation produced no spec.csi".to_owned())
-                    })
-            } else {
-                Err(format!(
-                    "Kubernetes has no in-tree to CSI translation for {} and neither has csi-migrate",
-                    plugin.name
-                ))
-            };
             in_tree_volume_index.insert(name, in_tree_volumes.len());
             in_tree_volumes.push(InTreeVolume {
                 pv,

@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use super::attacher;
 use super::volume_binding::SELECTED_NODE;
 use super::{all, terminating, text};
 use crate::patch::PatchKind;
@@ -196,15 +197,13 @@ fn schedule(store: &Store, kinds: &Kinds, pod: &Value) {
             ),
         );
     };
-    let body = json!({"spec": {"nodeName": text(node, "/metadata/name")}});
-    let _ = store.patch(
-        &kinds.pods,
-        Some(namespace),
+    if let Err(error) = store.bind_pod(
+        namespace,
         text(pod, "/metadata/name"),
-        PatchKind::Merge,
-        &body,
-        Subresource::Main,
-    );
+        text(node, "/metadata/name"),
+    ) {
+        tracing::debug!(%error, "binding deferred");
+    }
 }
 
 fn filesystem_of(pv: &Value) -> String {
@@ -235,8 +234,28 @@ fn start(store: &Store, kinds: &Kinds, pod: &Value) {
             );
             return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
         };
-        if let Err(error) = store.cloud().attach(&disk.id, node) {
-            return set_pending_reason(store, kinds, pod, "ContainerCreating", &error.to_string());
+        // Attaching is the attach/detach controller's and the external-attacher's job.
+        let attachment = attacher::attachment_for(store, pv, node);
+        if attachment
+            .as_ref()
+            .and_then(|a| a.pointer("/status/attached"))
+            .and_then(Value::as_bool)
+            != Some(true)
+        {
+            let message = attachment
+                .as_ref()
+                .and_then(|a| a.pointer("/status/attachError/message"))
+                .and_then(Value::as_str)
+                .map_or_else(
+                    || {
+                        format!(
+                            "waiting for volume {:?} to attach",
+                            text(pv, "/metadata/name")
+                        )
+                    },
+                    str::to_owned,
+                );
+            return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
         }
         if pv.pointer("/spec/volumeMode").and_then(Value::as_str) == Some("Block") {
             continue;
@@ -287,43 +306,13 @@ fn finish_termination(store: &Store, kinds: &Kinds, pod: &Value) {
     if elapsed < grace.min(TERMINATION_CAP_SECONDS) {
         return;
     }
-    let node = text(pod, "/spec/nodeName");
     let name = text(pod, "/metadata/name");
     let namespace = text(pod, "/metadata/namespace");
-    if !node.is_empty() {
-        let others: Vec<Value> = all(store, &kinds.pods)
-            .into_iter()
-            .filter(|p| {
-                text(p, "/spec/nodeName") == node
-                    && !(text(p, "/metadata/name") == name
-                        && text(p, "/metadata/namespace") == namespace)
-            })
-            .collect();
-        for pv in volumes_of_any(store, kinds, pod) {
-            let still_used = others.iter().any(|other| {
-                volumes_of_any(store, kinds, other)
-                    .iter()
-                    .any(|o| text(o, "/metadata/name") == text(&pv, "/metadata/name"))
-            });
-            if let (false, Some(disk)) = (still_used, store.cloud().find_for_pv(&pv)) {
-                store.cloud().detach(&disk.id, node);
-            }
-        }
-    }
+    // Unmounting is instant here; detaching follows when the attacher drops the attachment.
     let options = DeleteOptions {
         grace_period_seconds: Some(0),
         precondition_uid: Some(text(pod, "/metadata/uid").to_owned()),
         ..DeleteOptions::default()
     };
     let _ = store.delete(&kinds.pods, Some(namespace), name, &options);
-}
-
-/// The PVs of a pod's claims, whatever their state (for teardown).
-fn volumes_of_any(store: &Store, kinds: &Kinds, pod: &Value) -> Vec<Value> {
-    let namespace = text(pod, "/metadata/namespace");
-    claim_names(pod)
-        .into_iter()
-        .filter_map(|name| get(store, &kinds.claims, Some(namespace), name))
-        .filter_map(|claim| get(store, &kinds.pvs, None, text(&claim, "/spec/volumeName")))
-        .collect()
 }

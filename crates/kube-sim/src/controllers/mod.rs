@@ -1,6 +1,7 @@
 //! Controllers that run inside the simulator, each a module with one `reconcile`
 //! function over the store. Every pass reconciles everything, after every change (plus a resync).
 
+pub mod attacher;
 pub mod deployment;
 mod garbage_collector;
 pub mod kubelet;
@@ -57,6 +58,7 @@ pub fn reconcile(store: &Store) {
     garbage_collector::reconcile(store);
     statefulset::reconcile(store);
     deployment::reconcile(store);
+    attacher::reconcile(store);
     kubelet::reconcile(store);
 }
 

@@ -327,6 +327,13 @@ fn provision(store: &Store, kinds: &Kinds, claim: &Value, classes: &[Value]) {
         );
         return;
     }
+    // A CSI (or migrated in-tree) class is served by the driver's external-provisioner:
+    // with no CSIDriver registered, nobody provisions and the claim stays Pending.
+    let is_in_tree =
+        csi_migrate_translate::Translator::new().is_migratable_in_tree_plugin(provisioner);
+    if (migrated.is_some() || !is_in_tree) && !driver_registered(store, serving) {
+        return;
+    }
     let selected_node = annotation(claim, SELECTED_NODE);
     if text(class, "/volumeBindingMode") == "WaitForFirstConsumer" && selected_node.is_none() {
         return;
@@ -406,6 +413,12 @@ fn provision(store: &Store, kinds: &Kinds, claim: &Value, classes: &[Value]) {
         tracing::warn!(%error, "provisioning failed");
         let _ = store.cloud().delete(&disk.id);
     }
+}
+
+fn driver_registered(store: &Store, driver: &str) -> bool {
+    store
+        .resource("storage.k8s.io", "csidrivers")
+        .is_some_and(|rt| store.get(&rt, None, driver).is_ok())
 }
 
 fn node_zone(store: &Store, node: &str) -> Option<String> {

@@ -11,7 +11,7 @@ fn from(value: Value) -> serde_json::Result<StatefulSetSnapshot> {
 }
 
 /// A 3-replica StatefulSet `web` on aws-ebs (Delete), every pod Ready, target `gp2-csi`.
-fn snapshot_json(replicas: i32) -> Value {
+pub(crate) fn snapshot_json(replicas: i32) -> Value {
     let mut pods = Vec::new();
     let mut claims = Vec::new();
     let mut volumes = Vec::new();
