@@ -1,6 +1,7 @@
 //! `csi-migrate`: moves Kubernetes volumes off in-tree storage plugins onto CSI drivers.
 
 mod args;
+mod demo_cmd;
 mod manifest_io;
 mod migrate_cmd;
 mod plan_cmd;
@@ -104,6 +105,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan_cmd::run(&args),
         Command::Webhook(args) => webhook_cmd::run(args),
         Command::Sim(args) => sim_cmd::run(&args),
+        Command::Demo => demo_cmd::run(),
         Command::Plan(args) => plan_cmd::run(&args),
         Command::Migrate(args) => migrate_cmd::run(&args),
         Command::Resume(args) => migrate_cmd::resume(&args),

@@ -131,7 +131,8 @@ pub fn rollback(args: &ResumeArgs) -> Result<(), Failure> {
     }
 }
 
-fn run_options(timeout_seconds: u64) -> RunOptions {
+/// Run options that print one progress line per step to stderr.
+pub fn run_options(timeout_seconds: u64) -> RunOptions {
     let started = Instant::now();
     let progress: ProgressCallback = Arc::new(move |p: &StepProgress<'_>| {
         let event = match p.event {

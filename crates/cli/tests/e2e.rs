@@ -1523,3 +1523,21 @@ mod webhook {
         );
     }
 }
+
+/// `csi-migrate demo`, the README's run command.
+mod demo {
+    use super::*;
+
+    #[test]
+    fn demo_migrates_the_statefulset_in_place_and_keeps_every_byte() {
+        let out = run(&["demo"], "");
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("== 2/5  csi-migrate scan"), "{text}");
+        assert!(
+            text.contains("3 disks, 3 unchanged checksums, every claim now on ebs.csi.aws.com."),
+            "{text}"
+        );
+        assert!(stderr(&out).contains("CREATE statefulset default/web on the target class"));
+    }
+}
