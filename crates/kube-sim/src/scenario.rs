@@ -121,7 +121,31 @@ fn create(store: &Store, group: &str, plural: &str, object: Value) -> Result<Val
         })
 }
 
+/// The vSphere CSI driver's `CnsVSphereVolumeMigration` CRD (cluster-scoped, cns.vmware.com/v1alpha1).
+fn volume_migration_crd(store: &Store) -> Result<(), ScenarioError> {
+    create(
+        store,
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "cnsvspherevolumemigrations.cns.vmware.com"},
+        "spec": {"group": "cns.vmware.com", "scope": "Cluster",
+            "names": {"plural": "cnsvspherevolumemigrations", "singular": "cnsvspherevolumemigration",
+                      "kind": "CnsVSphereVolumeMigration", "listKind": "CnsVSphereVolumeMigrationList"},
+            "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}),
+    )?;
+    Ok(())
+}
+
 fn nodes_and_drivers(store: &Store, plugins: &[&(&str, &str, &str)]) -> Result<(), ScenarioError> {
+    if plugins
+        .iter()
+        .any(|(p, _, _)| *p == "kubernetes.io/vsphere-volume")
+    {
+        volume_migration_crd(store)?;
+    }
     let migrated: Vec<&str> = plugins
         .iter()
         .map(|(p, _, _)| *p)

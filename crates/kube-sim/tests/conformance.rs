@@ -460,6 +460,17 @@ mod controllers {
         store: &Store,
         policy: &str,
     ) -> (String, Api<PersistentVolume>) {
+        // The driver is installed: its external-attacher serves the disk's attachments.
+        let drivers: Api<k8s_openapi::api::storage::v1::CSIDriver> = Api::all(client.clone());
+        let driver =
+            json!({"metadata": {"name": "ebs.csi.aws.com"}, "spec": {"attachRequired": true}});
+        drivers
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(driver).unwrap(),
+            )
+            .await
+            .unwrap();
         let disk = store.cloud().create_disk(
             "kubernetes.io/aws-ebs",
             "static",
@@ -760,6 +771,53 @@ mod controllers {
         assert_eq!(
             store.cloud().get(&disk).unwrap().attached_to,
             vec!["node-a".to_owned()]
+        );
+    }
+
+    #[tokio::test]
+    async fn migrated_to_marks_provisioned_in_tree_objects_but_never_static_ones() {
+        let (_server, client, store) = start_with_store(false, 1000).await;
+        let pvs: Api<PersistentVolume> = Api::all(client.clone());
+        let mut dynamic = pv("dynamic");
+        dynamic.metadata.annotations = Some(
+            [(
+                "pv.kubernetes.io/provisioned-by".to_owned(),
+                "kubernetes.io/gce-pd".to_owned(),
+            )]
+            .into(),
+        );
+        pvs.create(&PostParams::default(), &dynamic).await.unwrap();
+        pvs.create(&PostParams::default(), &pv("static"))
+            .await
+            .unwrap();
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client, "default");
+        let mut old_claim = claim("old");
+        old_claim.metadata.annotations = Some(
+            [(
+                "volume.beta.kubernetes.io/storage-provisioner".to_owned(),
+                "kubernetes.io/gce-pd".to_owned(),
+            )]
+            .into(),
+        );
+        claims
+            .create(&PostParams::default(), &old_claim)
+            .await
+            .unwrap();
+        settle(&store);
+        let migrated_to = |annotations: Option<std::collections::BTreeMap<String, String>>| {
+            annotations.and_then(|a| a.get("pv.kubernetes.io/migrated-to").cloned())
+        };
+        assert_eq!(
+            migrated_to(pvs.get("dynamic").await.unwrap().metadata.annotations).as_deref(),
+            Some("pd.csi.storage.gke.io")
+        );
+        assert_eq!(
+            migrated_to(pvs.get("static").await.unwrap().metadata.annotations),
+            None
+        );
+        assert_eq!(
+            migrated_to(claims.get("old").await.unwrap().metadata.annotations).as_deref(),
+            Some("pd.csi.storage.gke.io")
         );
     }
 
@@ -2141,4 +2199,43 @@ fn disk_sha(content: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[tokio::test]
+async fn the_vsphere_scenario_records_each_volume_as_a_first_class_disk() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store = Arc::new(Store::new(1000));
+    kube_sim::scenario::apply(
+        &store,
+        kube_sim::scenario::Scenario::VsphereStatefulset,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let server = serve(store.clone(), "127.0.0.1:0".parse().unwrap(), false)
+        .await
+        .unwrap();
+    // The CRD is served and its objects list like any kind (kubectl get cnsvspherevolumemigrations).
+    let url = format!(
+        "{}/apis/cns.vmware.com/v1alpha1/cnsvspherevolumemigrations",
+        server.url
+    );
+    let list: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    for record in items {
+        let path = record["spec"]["volumepath"].as_str().unwrap();
+        let id = record["spec"]["volumeid"].as_str().unwrap();
+        assert_eq!(record["metadata"]["name"], id);
+        let disk = store
+            .cloud()
+            .list()
+            .into_iter()
+            .find(|d| d.handles.iter().any(|h| h == path))
+            .unwrap();
+        assert!(
+            disk.handles.iter().any(|h| h == id),
+            "the disk answers to its FCD id"
+        );
+    }
 }

@@ -166,6 +166,13 @@ fn set_status(store: &Store, kinds: &Kinds, attachment: &Value, status: Value) {
 
 fn attach_or_detach(store: &Store, kinds: &Kinds, attachment: &Value, volumes: &[Value]) {
     let driver = text(attachment, "/spec/attacher");
+    // Only a registered driver has an external-attacher running.
+    let registered = store
+        .resource("storage.k8s.io", "csidrivers")
+        .is_some_and(|rt| store.get(&rt, None, driver).is_ok());
+    if !registered {
+        return;
+    }
     let finalizer = attacher_finalizer(driver);
     let node = text(attachment, "/spec/nodeName");
     let pv_name = text(attachment, "/spec/source/persistentVolumeName");

@@ -3,6 +3,7 @@
 //! and CSI classes, and the reclaim policy (Retain keeps the disk, Delete destroys it).
 
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use super::{all, finalizers, set_finalizers, terminating, text, without};
 use crate::admission::parse_quantity;
@@ -173,7 +174,31 @@ pub fn reconcile(store: &Store) {
     }
 }
 
+/// The PV controller's `migrated-to` rule: an object whose provisioner (PV:
+/// `provisioned-by`; claim: `storage-provisioner`, GA then beta) is an in-tree plugin
+/// under migration gets the CSI driver; statically created PVs never do.
+fn ensure_migrated_to(
+    store: &Store,
+    rt: &ResourceType,
+    object: &Value,
+    provisioner: Option<&str>,
+) -> bool {
+    let Some(driver) = provisioner.and_then(migrated_driver) else {
+        return false;
+    };
+    if annotation(object, MIGRATED_TO) == Some(driver) {
+        return false;
+    }
+    let body = json!({"metadata": {"annotations": {MIGRATED_TO: driver}}});
+    patch(store, rt, object, body, Subresource::Main)
+}
+
 fn sync_claim(store: &Store, kinds: &Kinds, claim: &Value, volumes: &[Value], classes: &[Value]) {
+    let provisioner = annotation(claim, STORAGE_PROVISIONER)
+        .or_else(|| annotation(claim, BETA_STORAGE_PROVISIONER));
+    if ensure_migrated_to(store, &kinds.claims, claim, provisioner) {
+        return;
+    }
     let volume_name = text(claim, "/spec/volumeName");
     let by_name = |name: &str| volumes.iter().find(|v| text(v, "/metadata/name") == name);
     if annotation(claim, BIND_COMPLETED).is_some() {
@@ -412,6 +437,39 @@ fn provision(store: &Store, kinds: &Kinds, claim: &Value, classes: &[Value]) {
     if let Err(error) = store.create(&kinds.pvs, None, pv) {
         tracing::warn!(%error, "provisioning failed");
         let _ = store.cloud().delete(&disk.id);
+        return;
+    }
+    if provisioner == "kubernetes.io/vsphere-volume" && migrated.is_some() {
+        register_first_class_disk(store, &disk);
+    }
+}
+
+/// What the vSphere CSI driver does for a migrated in-tree volume: the VMDK becomes a
+/// first-class disk (the disk answers to its FCD id too) and a cluster-scoped
+/// `CnsVSphereVolumeMigration` (name = FCD id) records path → id, when that CRD exists.
+fn register_first_class_disk(store: &Store, disk: &crate::cloud::Disk) {
+    let digest = sha2::Sha256::digest(disk.id.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let fcd = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
+    let _ = store.cloud().add_handle(&disk.id, &fcd);
+    let path = disk
+        .in_tree_source
+        .pointer("/vsphereVolume/volumePath")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let Some(rt) = store.resource("cns.vmware.com", "cnsvspherevolumemigrations") {
+        let record = json!({"apiVersion": "cns.vmware.com/v1alpha1", "kind": "CnsVSphereVolumeMigration",
+                            "metadata": {"name": fcd}, "spec": {"volumepath": path, "volumeid": fcd}});
+        if let Err(error) = store.create(&rt, None, record) {
+            tracing::debug!(%error, "volume migration record not written");
+        }
     }
 }
 
@@ -430,6 +488,9 @@ fn node_zone(store: &Store, node: &str) -> Option<String> {
 }
 
 fn sync_volume(store: &Store, kinds: &Kinds, pv: &Value, claims: &[Value]) {
+    if ensure_migrated_to(store, &kinds.pvs, pv, annotation(pv, PROVISIONED_BY)) {
+        return;
+    }
     let phase = text(pv, "/status/phase");
     let set_phase = |phase: &str| {
         patch(
