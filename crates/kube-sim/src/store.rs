@@ -411,6 +411,29 @@ impl Store {
         Ok(object)
     }
 
+    /// The storage key, object key and current state of one object, or 404.
+    fn stored(
+        state: &State,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(String, ObjectKey, Value), ApiError> {
+        let ns = if rt.namespaced {
+            namespace.unwrap_or("default").to_owned()
+        } else {
+            String::new()
+        };
+        let key = (ns, name.to_owned());
+        let store_key = resource_key(rt);
+        let current = state
+            .objects
+            .get(&store_key)
+            .and_then(|m| m.get(&key))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        Ok((store_key, key, current))
+    }
+
     /// Reads one object.
     pub fn get(
         &self,
@@ -418,18 +441,7 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
-        let state = self.lock();
-        let ns = if rt.namespaced {
-            namespace.unwrap_or("default")
-        } else {
-            ""
-        };
-        state
-            .objects
-            .get(&resource_key(rt))
-            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(rt, name))
+        Self::stored(&self.lock(), rt, namespace, name).map(|(_, _, object)| object)
     }
 
     /// Lists objects (all namespaces when `namespace` is None) as a `<Kind>List`.
@@ -599,19 +611,7 @@ impl Store {
         change: impl FnOnce(&Value) -> Result<Value, ApiError>,
     ) -> Result<Value, ApiError> {
         let mut state = self.lock();
-        let ns = if rt.namespaced {
-            namespace.unwrap_or("default").to_owned()
-        } else {
-            String::new()
-        };
-        let key = (ns, name.to_owned());
-        let store_key = resource_key(rt);
-        let current = state
-            .objects
-            .get(&store_key)
-            .and_then(|m| m.get(&key))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        let (store_key, key, current) = Self::stored(&state, rt, namespace, name)?;
         let mut new = change(&current)?;
         if !new.is_object() {
             return Err(ApiError::bad_request("the object is not a JSON object"));
@@ -778,19 +778,7 @@ impl Store {
         options: &DeleteOptions,
     ) -> Result<Deleted, ApiError> {
         let mut state = self.lock();
-        let ns = if rt.namespaced {
-            namespace.unwrap_or("default").to_owned()
-        } else {
-            String::new()
-        };
-        let key = (ns, name.to_owned());
-        let store_key = resource_key(rt);
-        let current = state
-            .objects
-            .get(&store_key)
-            .and_then(|m| m.get(&key))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        let (store_key, key, current) = Self::stored(&state, rt, namespace, name)?;
         let uid = current
             .pointer("/metadata/uid")
             .and_then(Value::as_str)

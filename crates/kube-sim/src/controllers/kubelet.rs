@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::attacher;
 use super::volume_binding::SELECTED_NODE;
-use super::{all, terminating, text};
+use super::{all, requirement_matches, terminating, text};
 use crate::patch::PatchKind;
 use crate::resource::ResourceType;
 use crate::store::{DeleteOptions, Store, Subresource};
@@ -36,29 +36,12 @@ pub fn node_matches_affinity(node: &Value, pv: &Value) -> bool {
         return true;
     };
     let labels = node.pointer("/metadata/labels");
-    let label = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
     terms.iter().any(|term| {
         term.get("matchExpressions")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .all(|e| {
-                let values: Vec<&str> = e
-                    .get("values")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                let actual = label(text(e, "/key"));
-                match text(e, "/operator") {
-                    "In" => actual.is_some_and(|a| values.contains(&a)),
-                    "NotIn" => actual.is_none_or(|a| !values.contains(&a)),
-                    "Exists" => actual.is_some(),
-                    "DoesNotExist" => actual.is_none(),
-                    _ => false,
-                }
-            })
+            .all(|e| requirement_matches(e, labels))
     })
 }
 

@@ -200,23 +200,32 @@ pub(crate) fn selector_matches(selector: &Value, object: &Value) -> bool {
         .flatten()
         .all(|(key, value)| label(key).is_some_and(|l| Some(l) == value.as_str()));
     labels_match
-        && expressions.into_iter().flatten().all(|e| {
-            let values: Vec<&str> = e
-                .get("values")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let actual = label(text(e, "/key"));
-            match text(e, "/operator") {
-                "In" => actual.is_some_and(|a| values.contains(&a)),
-                "NotIn" => actual.is_none_or(|a| !values.contains(&a)),
-                "Exists" => actual.is_some(),
-                "DoesNotExist" => actual.is_none(),
-                _ => false,
-            }
-        })
+        && expressions
+            .into_iter()
+            .flatten()
+            .all(|e| requirement_matches(e, labels))
+}
+
+/// Whether one `matchExpressions` requirement (In, NotIn, Exists, DoesNotExist) holds
+/// for an object's labels.
+pub(crate) fn requirement_matches(expression: &Value, labels: Option<&Value>) -> bool {
+    let actual = labels
+        .and_then(|l| l.get(text(expression, "/key")))
+        .and_then(Value::as_str);
+    let values: Vec<&str> = expression
+        .get("values")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    match text(expression, "/operator") {
+        "In" => actual.is_some_and(|a| values.contains(&a)),
+        "NotIn" => actual.is_none_or(|a| !values.contains(&a)),
+        "Exists" => actual.is_some(),
+        "DoesNotExist" => actual.is_none(),
+        _ => false,
+    }
 }
 
 /// Whether a pod is Running with the condition Ready=True.
