@@ -904,3 +904,35 @@ impl<'a> ClusterView<'a> {
         self.inline_volumes = inline_volumes;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::rules::test_support::{ebs_pv, snapshot, vsphere_pv};
+
+    #[test]
+    fn volumes_classified_on_several_threads_keep_their_order() {
+        // Enough PVs for the parallel path; every third is not translatable (no volumeID).
+        let objects: Vec<serde_json::Value> = (0..3000)
+            .map(|i| match i % 3 {
+                0 => ebs_pv(&format!("ebs-{i:04}"), None),
+                1 => vsphere_pv(&format!("vs-{i:04}")),
+                _ => serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolume",
+                    "metadata": {"name": format!("bad-{i:04}")},
+                    "spec": {"awsElasticBlockStore": {"volumeID": ""}}}),
+            })
+            .collect();
+        let snapshot = snapshot(&objects);
+        let pvs: Vec<&PersistentVolume> = snapshot.persistent_volumes.iter().collect();
+        let translator = Translator::new();
+        let parallel = classify_volumes(&translator, &pvs);
+        assert_eq!(parallel.len(), pvs.len());
+        for (pv, got) in pvs.iter().zip(&parallel) {
+            let plugin = pv_plugin(&translator, pv);
+            let want = plugin.map(|p| (p.name, translate_pv(&translator, p, pv)));
+            assert_eq!(got.as_ref().map(|(p, t)| (p.name, t.clone())), want);
+        }
+    }
+}

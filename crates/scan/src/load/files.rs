@@ -16,6 +16,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use thiserror::Error;
 
+use super::Trim;
 use crate::snapshot::{ClusterSnapshot, ResourceKind, SecretName, ServerVersion, VersionSource};
 
 /// Why a dump could not be loaded.
@@ -572,51 +573,12 @@ impl TypedSource<'_> {
     }
 }
 
-/// Objects with metadata, trimmed of what the scan never reads once parsed.
-trait HasMetadata {
-    fn meta_mut(&mut self) -> &mut ObjectMeta;
-}
-
-macro_rules! has_metadata {
-    ($($t:ty),* $(,)?) => {
-        $(impl HasMetadata for $t {
-            fn meta_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata
-            }
-        })*
-    };
-}
-
-has_metadata!(
-    k8s_openapi::api::storage::v1::StorageClass,
-    k8s_openapi::api::core::v1::PersistentVolume,
-    k8s_openapi::api::core::v1::PersistentVolumeClaim,
-    k8s_openapi::api::core::v1::Pod,
-    k8s_openapi::api::apps::v1::StatefulSet,
-    k8s_openapi::api::apps::v1::Deployment,
-    k8s_openapi::api::apps::v1::DaemonSet,
-    k8s_openapi::api::apps::v1::ReplicaSet,
-    k8s_openapi::api::batch::v1::Job,
-    k8s_openapi::api::batch::v1::CronJob,
-    k8s_openapi::api::core::v1::Node,
-    k8s_openapi::api::storage::v1::CSIDriver,
-    k8s_openapi::api::storage::v1::CSINode,
-    k8s_openapi::api::policy::v1::PodDisruptionBudget,
-);
-
-/// The annotation `kubectl apply` leaves: a full copy of the object, never read by the scan.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-fn push<T: DeserializeOwned + HasMetadata>(
+fn push<T: DeserializeOwned + Trim>(
     source: &TypedSource<'_>,
     into: &mut Vec<T>,
 ) -> Result<(), TypedError> {
     let mut object: T = source.parse()?;
-    let meta = object.meta_mut();
-    meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED_ANNOTATION);
-    }
+    object.trim();
     into.push(object);
     Ok(())
 }
@@ -633,13 +595,7 @@ fn parse_typed(
         ResourceKind::PersistentVolumeClaim => {
             push(source, &mut snapshot.persistent_volume_claims)?
         }
-        ResourceKind::Pod => {
-            push(source, &mut snapshot.pods)?;
-            // Pod status (conditions, container statuses) is never read.
-            if let Some(pod) = snapshot.pods.last_mut() {
-                pod.status = None;
-            }
-        }
+        ResourceKind::Pod => push(source, &mut snapshot.pods)?,
         ResourceKind::StatefulSet => push(source, &mut snapshot.stateful_sets)?,
         ResourceKind::Deployment => push(source, &mut snapshot.deployments)?,
         ResourceKind::DaemonSet => push(source, &mut snapshot.daemon_sets)?,

@@ -16,6 +16,7 @@ use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
+use super::Trim;
 use crate::snapshot::{ClusterSnapshot, ResourceKind, SecretName, ServerVersion, VersionSource};
 
 /// Objects per list page.
@@ -148,7 +149,7 @@ fn is_forbidden(error: &kube::Error) -> bool {
 /// Every object of one kind, following `continue` tokens; `None` if the list is forbidden.
 async fn list_all<K>(api: &Api<K>, kind: ResourceKind) -> Result<Option<Vec<K>>, LiveError>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Resource + Clone + DeserializeOwned + Debug + Trim,
 {
     let mut items = Vec::new();
     let mut params = ListParams::default().limit(PAGE_SIZE);
@@ -158,7 +159,10 @@ where
             Err(error) if is_forbidden(&error) => return Ok(None),
             Err(error) => return Err(LiveError::List { kind, error }),
         };
-        items.extend(page.items);
+        items.extend(page.items.into_iter().map(|mut item| {
+            item.trim();
+            item
+        }));
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
             None => return Ok(Some(items)),
