@@ -239,6 +239,10 @@ fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Ok(Value::Null);
     }
+    // Protobuf is not spoken here; a 415 makes clients fall back to JSON.
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
     let json = serde_json::from_str(text);
@@ -445,9 +449,21 @@ fn serve_resource(
             if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
                 return Ok(Served::Watch(Box::new((target, options))));
             }
-            ok(store.list(&target.rt, ns, &options)?)
+            let list = store.list(&target.rt, ns, &options)?;
+            ok(if wants_metadata_only(headers) {
+                metadata_only_list(list)
+            } else {
+                list
+            })
         }
-        ("GET", Some(name)) => ok(store.get(&target.rt, ns, name)?),
+        ("GET", Some(name)) => {
+            let object = store.get(&target.rt, ns, name)?;
+            ok(if wants_metadata_only(headers) {
+                metadata_only(&object)
+            } else {
+                object
+            })
+        }
         ("POST", None) => {
             let object = parse_body(body, content_type)?;
             Ok(Served::Json(
@@ -522,6 +538,31 @@ fn serve_resource(
             "{verb} is not supported on {path}"
         ))),
     }
+}
+
+/// Whether the client asked for `PartialObjectMetadata` (kube-rs `list_metadata`, kubectl
+/// for some kinds): then nothing but metadata leaves the server — a Secret's data included.
+fn wants_metadata_only(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("as=PartialObjectMetadata"))
+}
+
+fn metadata_only(object: &Value) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+           "metadata": object.get("metadata").cloned().unwrap_or(Value::Null)})
+}
+
+fn metadata_only_list(list: Value) -> Value {
+    let items: Vec<Value> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(metadata_only)
+        .collect();
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+           "metadata": list.get("metadata").cloned().unwrap_or(Value::Null), "items": items})
 }
 
 /// One watch event line.

@@ -2239,3 +2239,26 @@ async fn the_vsphere_scenario_records_each_volume_as_a_first_class_disk() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_metadata_only_list_never_carries_secret_data() {
+    let (_server, client) = start(false, 1000).await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    let secret = json!({"metadata": {"name": "creds", "labels": {"app": "x"}}, "stringData": {"password": "hunter2"},
+                        "data": {"token": "c2VjcmV0"}});
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(secret).unwrap(),
+        )
+        .await
+        .unwrap();
+    let listed = secrets.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].metadata.name.as_deref(), Some("creds"));
+    let raw = serde_json::to_string(&listed).unwrap();
+    assert!(
+        !raw.contains("c2VjcmV0") && !raw.contains("hunter2"),
+        "{raw}"
+    );
+}
