@@ -201,6 +201,54 @@ fn filesystem_of(pv: &Value) -> String {
     from_source.unwrap_or("ext4").to_owned()
 }
 
+/// A Block volume must be used through `volumeDevices`, a Filesystem one through
+/// `volumeMounts`, as the kubelet insists. `volumes` are the PVs of the pod's claims, in order.
+fn volume_mode_mismatch(pod: &Value, volumes: &[Value]) -> Option<String> {
+    let claimed: Vec<&str> = pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("persistentVolumeClaim").is_some())
+        .map(|v| text(v, "/name"))
+        .collect();
+    let containers = ["/spec/containers", "/spec/initContainers"]
+        .iter()
+        .flat_map(|p| {
+            pod.pointer(p)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .collect::<Vec<_>>();
+    let used_in = |list: &str, name: &str| {
+        containers.iter().any(|c| {
+            c.get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|m| text(m, "/name") == name)
+        })
+    };
+    for (name, pv) in claimed.into_iter().zip(volumes) {
+        let mode = pv
+            .pointer("/spec/volumeMode")
+            .and_then(Value::as_str)
+            .unwrap_or("Filesystem");
+        if mode == "Block" && used_in("volumeMounts", name) {
+            return Some(format!(
+                "volume {name} has volumeMode Block, but is specified in volumeMounts"
+            ));
+        }
+        if mode == "Filesystem" && used_in("volumeDevices", name) {
+            return Some(format!(
+                "volume {name} has volumeMode Filesystem, but is specified in volumeDevices"
+            ));
+        }
+    }
+    None
+}
+
 fn start(store: &Store, kinds: &Kinds, pod: &Value) {
     let node = text(pod, "/spec/nodeName");
     let volumes = match volumes_of(store, kinds, pod) {
@@ -209,6 +257,9 @@ fn start(store: &Store, kinds: &Kinds, pod: &Value) {
             return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
         }
     };
+    if let Some(message) = volume_mode_mismatch(pod, &volumes) {
+        return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
+    }
     for pv in &volumes {
         let Some(disk) = store.cloud().find_for_pv(pv) else {
             let message = format!(
@@ -298,4 +349,33 @@ fn finish_termination(store: &Store, kinds: &Kinds, pod: &Value) {
         ..DeleteOptions::default()
     };
     let _ = store.delete(&kinds.pods, Some(namespace), name, &options);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn block_volumes_must_be_devices_and_filesystem_volumes_mounts() {
+        let pod = |list: &str| {
+            json!({"spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "c"}}],
+                            "containers": [{"name": "app", list: [{"name": "data", "mountPath": "/d", "devicePath": "/dev/d"}]}]}})
+        };
+        let block = json!({"spec": {"volumeMode": "Block"}});
+        let filesystem = json!({"spec": {}});
+        assert!(volume_mode_mismatch(&pod("volumeMounts"), std::slice::from_ref(&block)).is_some());
+        assert_eq!(
+            volume_mode_mismatch(&pod("volumeDevices"), std::slice::from_ref(&block)),
+            None
+        );
+        assert!(
+            volume_mode_mismatch(&pod("volumeDevices"), std::slice::from_ref(&filesystem))
+                .is_some()
+        );
+        assert_eq!(
+            volume_mode_mismatch(&pod("volumeMounts"), &[filesystem]),
+            None
+        );
+    }
 }
