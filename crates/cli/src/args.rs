@@ -86,6 +86,45 @@ pub struct ClusterArgs {
     pub context: Option<String>,
 }
 
+/// How to reach vCenter, to register vSphere VMDKs with CNS when no
+/// CnsVSphereVolumeMigration object names their first-class disk id.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VcenterArgs {
+    /// vCenter URL (https://host[:port]); overrides the --vsphere-config server.
+    #[arg(long, value_name = "URL")]
+    pub vcenter: Option<String>,
+
+    /// vCenter user.
+    #[arg(long, env = "VSPHERE_USER", value_name = "USER")]
+    pub vcenter_user: Option<String>,
+
+    /// vCenter password (prefer VSPHERE_PASSWORD or --vsphere-config: flags show in `ps`).
+    #[arg(long, env = "VSPHERE_PASSWORD", hide_env_values = true, value_name = "PASSWORD",
+          value_parser = parse_password)]
+    pub vcenter_password: Option<csi_migrate_vsphere::Password>,
+
+    /// The vSphere CSI driver's csi-vsphere.conf: its first [VirtualCenter "host"] section
+    /// (user, password, port, insecure-flag, datacenters) and [Global] cluster-id.
+    #[arg(long, value_name = "FILE")]
+    pub vsphere_config: Option<PathBuf>,
+
+    /// PEM CA bundle to trust for vCenter's certificate.
+    #[arg(long, value_name = "FILE")]
+    pub vcenter_ca: Option<PathBuf>,
+
+    /// Accept any vCenter certificate (explicit opt-in; never the default).
+    #[arg(long)]
+    pub vcenter_insecure: bool,
+
+    /// Datacenters searched for the datastores, comma-separated (default: the config's).
+    #[arg(long, value_name = "DC,...", value_delimiter = ',')]
+    pub vcenter_datacenters: Vec<String>,
+}
+
+fn parse_password(value: &str) -> Result<csi_migrate_vsphere::Password, std::convert::Infallible> {
+    Ok(csi_migrate_vsphere::Password::new(value))
+}
+
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     #[command(subcommand)]
@@ -125,6 +164,9 @@ pub struct PlanStatefulSetArgs {
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub vcenter: VcenterArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -188,6 +230,9 @@ pub struct MigrateStatefulSetArgs {
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub vcenter: VcenterArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -13,7 +13,7 @@ use csi_migrate_migrate::{
 };
 
 use crate::args::{MigrateArgs, MigrateWorkload, ReclaimPolicyArg, ResumeArgs};
-use crate::plan_cmd::{connect, load_and_plan, render_table};
+use crate::plan_cmd::{connect, load_resolve_and_plan, render_table, vcenter_config};
 use crate::{Failure, runtime};
 
 /// Runs `migrate`.
@@ -29,14 +29,19 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
         allow_downtime: args.allow_downtime,
         reclaim_policy: args.reclaim_policy.map(ReclaimPolicyArg::into_policy),
     };
+    let vcenter = vcenter_config(&args.vcenter)?;
     let runtime = runtime()?;
     let client = runtime.block_on(connect(&args.cluster))?;
-    let (plan, snapshot) = runtime.block_on(load_and_plan(
+    // Registration with CNS (idempotent, the CSI driver's own first step) happens here,
+    // before the plan is shown, so the plan names the FCD ids; --dry-run only looks up.
+    let (plan, snapshot) = runtime.block_on(load_resolve_and_plan(
         client.clone(),
         &args.namespace,
         &args.name,
         &args.to_storageclass,
         options,
+        vcenter.clone(),
+        !args.dry_run,
     ))?;
     let mut err = io::stderr().lock();
     err.write_all(render_table(&plan, &snapshot).as_bytes())?;
@@ -67,12 +72,14 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
     let (plan, snapshot) = if args.yes {
         (plan, snapshot)
     } else {
-        let (fresh, snapshot) = runtime.block_on(load_and_plan(
+        let (fresh, snapshot) = runtime.block_on(load_resolve_and_plan(
             client.clone(),
             &args.namespace,
             &args.name,
             &args.to_storageclass,
             options,
+            vcenter,
+            true,
         ))?;
         if fresh.steps != plan.steps {
             return Err(Failure::failed(anyhow!(
@@ -173,5 +180,170 @@ fn report(result: Result<RunSummary, RunError>, work_dir: &std::path::Path) -> R
             work_dir.display(),
             work_dir.display()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use clap::Parser;
+    use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
+
+    use super::*;
+    use crate::args::{Cli, Command};
+
+    const PASSWORD: &str = "vc-Secr3t-in-conf-file";
+
+    /// Collects everything logged at any level, from every thread.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+        let mut hits = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                hits.extend(files_containing(&path, needle));
+            } else if String::from_utf8_lossy(&std::fs::read(&path).unwrap()).contains(needle) {
+                hits.push(path.display().to_string());
+            }
+        }
+        hits
+    }
+
+    fn migrate_args(kubeconfig: &Path, config: &Path, work_dir: &Path) -> MigrateArgs {
+        let cli = Cli::try_parse_from([
+            "csi-migrate",
+            "migrate",
+            "statefulset",
+            "web",
+            "--to-storageclass",
+            "vsphere-thin-csi",
+            "--yes",
+            "--timeout",
+            "60",
+            "--work-dir",
+            work_dir.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--vsphere-config",
+            config.to_str().unwrap(),
+            // nothing listens there: with CnsVSphereVolumeMigration records it is not needed
+            "--vcenter",
+            "https://127.0.0.1:1/sdk",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Migrate(args) => args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn vcenter_password_never_reaches_logs_errors_or_the_work_dir() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .try_init();
+        let sim = tokio::runtime::Runtime::new().unwrap();
+        let store = Arc::new(kube_sim::Store::new(10_000));
+        let server = sim.block_on(async {
+            kube_sim::scenario::apply(
+                &store,
+                kube_sim::scenario::Scenario::VsphereStatefulset,
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+            kube_sim::controllers::spawn(store.clone(), Default::default());
+            kube_sim::serve(store.clone(), "127.0.0.1:0".parse().unwrap(), false)
+                .await
+                .unwrap()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            kube_sim::kubeconfig::kubeconfig(&server.url, server.ca_pem.as_deref()),
+        )
+        .unwrap();
+        let config = dir.path().join("csi-vsphere.conf");
+        std::fs::write(
+            &config,
+            format!("[Global]\ncluster-id = \"sim\"\n\n[VirtualCenter \"127.0.0.1\"]\nuser = \"administrator@vsphere.local\"\npassword = \"{PASSWORD}\"\ndatacenters = \"DC0\"\n"),
+        )
+        .unwrap();
+
+        // A full migration: ids from the records, the vCenter configured but unused.
+        let work = dir.path().join("work");
+        let args = migrate_args(&kubeconfig, &config, &work);
+        assert!(!format!("{args:?}").contains(PASSWORD));
+        run(&args).unwrap();
+        let MigrateWorkload::Statefulset(set_args) = &args.workload;
+        let cluster = set_args.cluster.clone();
+        assert!(files_containing(&work, PASSWORD).is_empty());
+        let plan = std::fs::read_to_string(work.join("plan.json")).unwrap();
+        assert!(plan.contains("csi.vsphere.vmware.com"));
+
+        // Rollback, drop one record: now resolution needs the (unreachable) vCenter and fails.
+        super::rollback(&ResumeArgs {
+            work_dir: work.clone(),
+            timeout: 60,
+            cluster: cluster.clone(),
+        })
+        .unwrap();
+        let records: Api<DynamicObject> = sim.block_on(async {
+            let client = crate::plan_cmd::connect(&cluster).await.unwrap();
+            Api::all_with(
+                client,
+                &ApiResource::from_gvk_with_plural(
+                    &GroupVersionKind::gvk(
+                        "cns.vmware.com",
+                        "v1alpha1",
+                        "CnsVSphereVolumeMigration",
+                    ),
+                    "cnsvspherevolumemigrations",
+                ),
+            )
+        });
+        sim.block_on(async {
+            let first = records.list(&ListParams::default()).await.unwrap().items[0]
+                .metadata
+                .name
+                .clone()
+                .unwrap();
+            records
+                .delete(&first, &DeleteParams::default())
+                .await
+                .unwrap();
+        });
+        let work2 = dir.path().join("work2");
+        let failure = run(&migrate_args(&kubeconfig, &config, &work2)).unwrap_err();
+        let shown = format!("{:#} {:?}", failure.error, failure.error);
+        assert!(shown.contains("vCenter"), "{shown}");
+        assert!(!shown.contains(PASSWORD), "{shown}");
+        if work2.exists() {
+            assert!(files_containing(&work2, PASSWORD).is_empty());
+        }
+        let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+        assert!(!logs.contains(PASSWORD), "password logged");
+        server.shutdown();
     }
 }

@@ -6,13 +6,14 @@ use std::io::{self, Write};
 
 use anyhow::anyhow;
 use csi_migrate_migrate::{
-    Client, LoadError, Plan, PlanError, PlanOptions, StatefulSetSnapshot,
-    load_statefulset_snapshot, plan_statefulset,
+    Client, LoadError, Plan, PlanError, PlanOptions, StatefulSetSnapshot, VcenterConfig,
+    VsphereResolver, load_statefulset_snapshot, plan_statefulset, resolve_snapshot,
 };
 use csi_migrate_scan::load::live;
+use csi_migrate_vsphere::{ClientOptions, Credentials, CsiVsphereConfig};
 use k8s_openapi::api::core::v1::PersistentVolume;
 
-use crate::args::{ClusterArgs, PlanArgs, PlanOutput, PlanWorkload, ReclaimPolicyArg};
+use crate::args::{ClusterArgs, PlanArgs, PlanOutput, PlanWorkload, ReclaimPolicyArg, VcenterArgs};
 use crate::{Failure, runtime};
 
 /// Runs the command.
@@ -22,14 +23,18 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
         allow_downtime: args.allow_downtime,
         reclaim_policy: args.reclaim_policy.map(ReclaimPolicyArg::into_policy),
     };
+    let vcenter = vcenter_config(&args.vcenter)?;
     let (plan, snapshot) = runtime()?.block_on(async {
         let client = connect(&args.cluster).await?;
-        let (plan, snapshot) = load_and_plan(
+        // plan is read-only: look vSphere ids up, never register.
+        let (plan, snapshot) = load_resolve_and_plan(
             client,
             &args.namespace,
             &args.name,
             &args.to_storageclass,
             options,
+            vcenter,
+            false,
         )
         .await?;
         Ok::<_, Failure>((plan, snapshot))
@@ -61,8 +66,71 @@ pub async fn connect(cluster: &ClusterArgs) -> Result<Client, Failure> {
     .map_err(Failure::bad_input)
 }
 
+/// The vCenter the flags, environment and `--vsphere-config` name, if any; the password
+/// never appears in an error.
+pub fn vcenter_config(args: &VcenterArgs) -> Result<Option<VcenterConfig>, Failure> {
+    let file = match &args.vsphere_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Failure::bad_input(anyhow!("--vsphere-config {}: {e}", path.display()))
+            })?;
+            Some(CsiVsphereConfig::parse(&text).map_err(|e| {
+                Failure::bad_input(anyhow!("--vsphere-config {}: {e}", path.display()))
+            })?)
+        }
+        None => None,
+    };
+    let entry = file.as_ref().and_then(|f| f.virtual_centers.first());
+    let url = match (&args.vcenter, entry) {
+        (Some(url), _) => url.clone(),
+        (None, Some(entry)) => format!("https://{}:{}/sdk", entry.host, entry.port),
+        (None, None) => return Ok(None),
+    };
+    let user = args
+        .vcenter_user
+        .clone()
+        .or_else(|| entry.and_then(|e| e.user.clone()));
+    let password = args
+        .vcenter_password
+        .clone()
+        .or_else(|| entry.and_then(|e| e.password.clone()));
+    let (Some(user), Some(password)) = (user, password) else {
+        return Err(Failure::bad_input(anyhow!(
+            "vCenter {url} needs a user and password: --vcenter-user/--vcenter-password, VSPHERE_USER/VSPHERE_PASSWORD, or --vsphere-config"
+        )));
+    };
+    let ca_file = args
+        .vcenter_ca
+        .clone()
+        .or_else(|| entry.and_then(|e| e.ca_file.clone()).map(Into::into));
+    let ca_bundle_pem = match ca_file {
+        Some(path) => Some(std::fs::read(&path).map_err(|e| {
+            Failure::bad_input(anyhow!("vCenter CA bundle {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    let datacenters = if args.vcenter_datacenters.is_empty() {
+        entry.map(|e| e.datacenters.clone()).unwrap_or_default()
+    } else {
+        args.vcenter_datacenters.clone()
+    };
+    Ok(Some(VcenterConfig {
+        url,
+        credentials: Credentials { user, password },
+        datacenters,
+        client_options: ClientOptions {
+            accept_invalid_certs: args.vcenter_insecure || entry.is_some_and(|e| e.insecure),
+            ca_bundle_pem,
+            ..ClientOptions::default()
+        },
+        cluster_id: file
+            .and_then(|f| f.cluster_id)
+            .unwrap_or_else(|| "csi-migrate".into()),
+    }))
+}
+
 /// Reads the StatefulSet and plans its migration; blockers are exit code 1, a missing
-/// StatefulSet exit code 2.
+/// StatefulSet exit code 2. vSphere ids come from `CnsVSphereVolumeMigration` objects only.
 pub async fn load_and_plan(
     client: Client,
     namespace: &str,
@@ -70,12 +138,28 @@ pub async fn load_and_plan(
     target: &str,
     options: PlanOptions,
 ) -> Result<(Plan, StatefulSetSnapshot), Failure> {
-    let snapshot = load_statefulset_snapshot(&client, namespace, name)
+    load_resolve_and_plan(client, namespace, name, target, options, None, false).await
+}
+
+/// [`load_and_plan`] with a vCenter for vSphere volumes; `may_register` lets it register
+/// VMDKs with CNS (a real `migrate`), otherwise it only looks ids up.
+pub async fn load_resolve_and_plan(
+    client: Client,
+    namespace: &str,
+    name: &str,
+    target: &str,
+    options: PlanOptions,
+    vcenter: Option<VcenterConfig>,
+    may_register: bool,
+) -> Result<(Plan, StatefulSetSnapshot), Failure> {
+    let mut snapshot = load_statefulset_snapshot(&client, namespace, name)
         .await
         .map_err(|e| match e {
             LoadError::NotFound { .. } => Failure::bad_input(e),
             other => Failure::failed(other),
         })?;
+    let resolver = VsphereResolver::new(client, vcenter, may_register);
+    resolve_snapshot(&resolver, &mut snapshot).await;
     match plan_statefulset(&snapshot, target, options) {
         Ok(plan) => Ok((plan, snapshot)),
         Err(e @ PlanError::Blocked(_)) => Err(Failure::failed(anyhow!(
@@ -173,4 +257,115 @@ fn spec_diff(old: &PersistentVolume, new: &PersistentVolume) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::args::{Cli, Command};
+
+    fn vcenter_args(extra: &[&str]) -> VcenterArgs {
+        let mut argv = vec![
+            "csi-migrate",
+            "plan",
+            "statefulset",
+            "web",
+            "--to-storageclass",
+            "sc",
+        ];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Plan(PlanArgs {
+                workload: PlanWorkload::Statefulset(args),
+            }) => args.vcenter,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn vcenter_from_config_file_with_flag_overrides_and_no_password_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("csi-vsphere.conf");
+        std::fs::write(
+            &conf,
+            "[Global]\ncluster-id = \"prod\"\n[VirtualCenter \"vc.example.com\"]\nuser = \"u@vsphere.local\"\npassword = \"conf-Secret-1\"\ninsecure-flag = \"true\"\ndatacenters = \"DC0,DC1\"\n",
+        )
+        .unwrap();
+        let path = conf.to_str().unwrap();
+        let config = vcenter_config(&vcenter_args(&["--vsphere-config", path]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(config.url, "https://vc.example.com:443/sdk");
+        assert_eq!(config.credentials.user, "u@vsphere.local");
+        assert_eq!(config.credentials.password.expose(), "conf-Secret-1");
+        assert_eq!(config.datacenters, vec!["DC0", "DC1"]);
+        assert!(config.client_options.accept_invalid_certs);
+        assert_eq!(config.cluster_id, "prod");
+        assert!(!format!("{config:?}").contains("conf-Secret-1"));
+
+        let config = vcenter_config(&vcenter_args(&[
+            "--vsphere-config",
+            path,
+            "--vcenter",
+            "https://other:8443",
+            "--vcenter-user",
+            "flag-user",
+            "--vcenter-datacenters",
+            "X",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.url, "https://other:8443");
+        assert_eq!(config.credentials.user, "flag-user");
+        assert_eq!(config.datacenters, vec!["X"]);
+
+        // no vCenter named at all: none, even if credentials are around
+        assert!(
+            vcenter_config(&vcenter_args(&["--vcenter-password", "flag-Secret-2"]))
+                .unwrap()
+                .is_none()
+        );
+        // a URL without a user: a clear error, never the password
+        let failure = vcenter_config(&vcenter_args(&[
+            "--vcenter",
+            "https://vc",
+            "--vcenter-password",
+            "flag-Secret-2",
+        ]));
+        if std::env::var_os("VSPHERE_USER").is_none() {
+            let shown = format!("{:#}", failure.unwrap_err().error);
+            assert!(shown.contains("VSPHERE_USER"), "{shown}");
+            assert!(!shown.contains("flag-Secret-2"));
+        }
+        // a malformed config file names the line, not its content
+        std::fs::write(
+            &conf,
+            "[VirtualCenter \"vc\"]\npassword \"conf-Secret-3\"\n",
+        )
+        .unwrap();
+        let shown = format!(
+            "{:#}",
+            vcenter_config(&vcenter_args(&["--vsphere-config", path]))
+                .unwrap_err()
+                .error
+        );
+        assert!(shown.contains("line 2"), "{shown}");
+        assert!(!shown.contains("conf-Secret-3"));
+        // insecure is never implied by flags alone
+        let config = vcenter_config(&vcenter_args(&[
+            "--vcenter",
+            "https://vc",
+            "--vcenter-user",
+            "u",
+            "--vcenter-password",
+            "p",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(!config.client_options.accept_invalid_certs);
+    }
 }

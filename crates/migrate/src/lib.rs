@@ -10,6 +10,12 @@
 //!   step idempotent (it inspects the cluster first), uid preconditions on deletes,
 //!   watches for waits. See [`workdir`] for the files.
 //!
+//! - [`resolve::resolve_snapshot`] runs before planning: a [`resolve::VolumeHandleResolver`]
+//!   fills in the CSI identity of each in-tree PV (translation for every plugin; for vSphere
+//!   the first-class disk id from `CnsVSphereVolumeMigration` records or, with a vCenter
+//!   configured, by registering the VMDK with CNS). The ids land in the snapshot (backed up)
+//!   and the plan; an unresolved vSphere PV is a blocker naming the PV and what to configure.
+//!
 //! - [`rollback::rollback`] restores the original in-tree objects (same disks) from the
 //!   backups, for a completed or an interrupted run; it is itself journaled and resumable.
 //!
@@ -62,6 +68,7 @@
 
 pub mod plan;
 pub mod quantity;
+pub mod resolve;
 pub mod rollback;
 pub mod runner;
 pub mod snapshot;
@@ -70,6 +77,10 @@ pub mod workdir;
 /// The Kubernetes client the runner and loader take (re-exported so callers need no `kube` dependency).
 pub use kube::Client;
 pub use plan::{Blocker, Plan, PlanError, PlanOptions, ReclaimPolicy, Step, plan_statefulset};
+pub use resolve::{
+    ResolveError, ResolvedVolume, TranslationResolver, VcenterConfig, VolumeHandleResolver,
+    VsphereResolver, resolve_snapshot,
+};
 pub use rollback::{RollbackError, plan_rollback, rollback};
 pub use runner::{RunError, RunOptions, RunSummary, StopPoint, migrate, resume};
 pub use snapshot::{LoadError, StatefulSetSnapshot, load_statefulset_snapshot};

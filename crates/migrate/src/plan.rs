@@ -612,13 +612,6 @@ pub fn plan_statefulset(
             "no CSIDriver object: the driver is not installed".into(),
         );
     }
-    if driver == CSI_VSPHERE {
-        block(
-            set_object.clone(),
-            "spec.volumeClaimTemplates",
-            "vSphere volumes need their VMDK registered with CNS first; that resolver is not available yet".into(),
-        );
-    }
     for budget in &snapshot.disruption_budgets {
         let selector = budget
             .spec
@@ -801,7 +794,7 @@ fn plan_volume(
         );
         return None;
     };
-    let Some(csi) = translated_spec.csi.clone() else {
+    let Some(mut csi) = translated_spec.csi.clone() else {
         block(
             pv_object_name,
             "spec",
@@ -809,6 +802,28 @@ fn plan_volume(
         );
         return None;
     };
+    // The translated handle names the disk the way in-tree did (for vSphere: the VMDK
+    // path); the resolved one is what the CSI PV must carry (vSphere: the FCD id).
+    let translated_handle = csi.volume_handle.clone();
+    if let Some(resolved) = snapshot.resolved_volumes.get(&volume_name) {
+        csi.driver = resolved.driver.clone();
+        csi.volume_handle = resolved.volume_handle.clone();
+        csi.volume_attributes = Some(resolved.volume_attributes.clone()).filter(|a| !a.is_empty());
+    } else if csi.driver == CSI_VSPHERE {
+        let reason = snapshot
+            .unresolved_volumes
+            .get(&volume_name)
+            .cloned()
+            .unwrap_or_else(|| {
+                "its first-class disk (FCD) id was not resolved; a CSI PV must name it, not the VMDK path".into()
+            });
+        block(
+            pv_object_name,
+            "spec.vsphereVolume.volumePath",
+            format!("cannot name this vSphere disk as a CSI volume: {reason}"),
+        );
+        return None;
+    }
     // Capacity: the new PV carries the old capacity; the new claim the old request.
     let capacity = pv_spec
         .capacity
@@ -896,7 +911,9 @@ fn plan_volume(
             );
             ok = false;
         } else if other_name != volume_name
-            && volume_identity(other) == Some((csi.driver.clone(), csi.volume_handle.clone()))
+            && volume_identity(other).is_some_and(|(d, h)| {
+                d == csi.driver && (h == csi.volume_handle || h == translated_handle)
+            })
         {
             block(
                 pv_object(&other_name),

@@ -1,5 +1,7 @@
 //! The plain-data view of the cluster a plan is computed from, and its loader.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -8,6 +10,8 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::resolve::ResolvedVolume;
 
 /// Everything `plan_statefulset` looks at, as read from the cluster (or built by a test).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -27,6 +31,13 @@ pub struct StatefulSetSnapshot {
     pub csi_drivers: Vec<CSIDriver>,
     /// PodDisruptionBudgets in the namespace.
     pub disruption_budgets: Vec<PodDisruptionBudget>,
+    /// CSI identity of in-tree PVs, by PV name, filled by [`crate::resolve::resolve_snapshot`]
+    /// before planning; overrides translation (vSphere: the FCD id).
+    #[serde(default)]
+    pub resolved_volumes: BTreeMap<String, ResolvedVolume>,
+    /// Why a PV's identity could not be resolved, by PV name (becomes a blocker).
+    #[serde(default)]
+    pub unresolved_volumes: BTreeMap<String, String>,
 }
 
 /// Why the snapshot could not be read.
@@ -112,5 +123,7 @@ pub async fn load_statefulset_snapshot(
         storage_classes,
         csi_drivers,
         disruption_budgets,
+        resolved_volumes: BTreeMap::new(),
+        unresolved_volumes: BTreeMap::new(),
     })
 }

@@ -123,9 +123,13 @@ fn pod_uids(store: &Store) -> BTreeMap<String, String> {
 }
 
 async fn cluster() -> Cluster {
+    cluster_on(Scenario::EbsStatefulset).await
+}
+
+async fn cluster_on(scenario: Scenario) -> Cluster {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let store = Arc::new(Store::new(10_000));
-    kube_sim::scenario::apply(&store, Scenario::EbsStatefulset, Duration::from_secs(30))
+    kube_sim::scenario::apply(&store, scenario, Duration::from_secs(30))
         .await
         .unwrap();
     let server = kube_sim::serve(store.clone(), "127.0.0.1:0".parse().unwrap(), false)
@@ -1173,4 +1177,262 @@ async fn a_pod_recreated_by_someone_else_is_reported() {
         claim.metadata.uid.as_deref(),
         Some(replica.volumes[0].claim_uid.as_str())
     );
+}
+
+mod vsphere {
+    //! The `vsphere-statefulset` scenario: handles resolved from the CSI driver's
+    //! `CnsVSphereVolumeMigration` records (FCD ids), never the VMDK paths.
+
+    use super::*;
+    use csi_migrate_migrate::{PlanError, VcenterConfig, VsphereResolver, resolve_snapshot};
+    use csi_migrate_vsphere::{ClientOptions, Credentials};
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+
+    const VSPHERE_TARGET: &str = "vsphere-thin-csi";
+    const VSPHERE_DRIVER: &str = "csi.vsphere.vmware.com";
+    const PASSWORD: &str = "vc-Pa55w0rd-never-shown";
+
+    fn records(client: &Client) -> Api<DynamicObject> {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("cns.vmware.com", "v1alpha1", "CnsVSphereVolumeMigration"),
+            "cnsvspherevolumemigrations",
+        );
+        Api::all_with(client.clone(), &resource)
+    }
+
+    /// A vCenter that is configured but unreachable (nothing listens on port 1): resolution
+    /// must not need it while records exist, and its password must never leak.
+    fn unreachable_vcenter() -> VcenterConfig {
+        VcenterConfig {
+            url: "https://127.0.0.1:1/sdk".into(),
+            credentials: Credentials::new("administrator@vsphere.local", PASSWORD),
+            datacenters: vec!["DC0".into()],
+            client_options: ClientOptions {
+                request_timeout: Duration::from_secs(2),
+                ..ClientOptions::default()
+            },
+            cluster_id: "kube-sim".into(),
+        }
+    }
+
+    /// path → FCD id from the records kube-sim's driver wrote.
+    async fn recorded_ids(client: &Client) -> BTreeMap<String, String> {
+        records(client)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|r| {
+                (
+                    r.data["spec"]["volumepath"].as_str().unwrap().to_owned(),
+                    r.data["spec"]["volumeid"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn grep_dir(dir: &std::path::Path, needle: &str) -> Vec<String> {
+        let mut hits = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                hits.extend(grep_dir(&path, needle));
+            } else if std::fs::read(&path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+            {
+                hits.push(path.display().to_string());
+            }
+        }
+        hits
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn vsphere_statefulset_migrates_onto_fcd_ids_with_every_disk_unchanged() {
+        let cluster = cluster_on(Scenario::VsphereStatefulset).await;
+        let ids = recorded_ids(&cluster.client).await;
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        let mut snapshot = load_statefulset_snapshot(&cluster.client, NS, "web")
+            .await
+            .unwrap();
+        let resolver =
+            VsphereResolver::new(cluster.client.clone(), Some(unreachable_vcenter()), true);
+        resolve_snapshot(&resolver, &mut snapshot).await;
+        assert!(
+            snapshot.unresolved_volumes.is_empty(),
+            "{:?}",
+            snapshot.unresolved_volumes
+        );
+        // resolving again gives the same ids and creates no record
+        let mut again = snapshot.clone();
+        resolve_snapshot(&resolver, &mut again).await;
+        assert_eq!(again.resolved_volumes, snapshot.resolved_volumes);
+        assert_eq!(recorded_ids(&cluster.client).await, ids);
+
+        let plan = plan_statefulset(&snapshot, VSPHERE_TARGET, PlanOptions::default()).unwrap();
+        assert_eq!(plan.driver, VSPHERE_DRIVER);
+        let mut handles = BTreeMap::new();
+        for volume in plan.volumes() {
+            let old = snapshot
+                .volumes
+                .iter()
+                .find(|pv| pv.metadata.name.as_deref() == Some(volume.old_volume.as_str()))
+                .unwrap();
+            let path = old
+                .spec
+                .as_ref()
+                .unwrap()
+                .vsphere_volume
+                .as_ref()
+                .unwrap()
+                .volume_path
+                .clone();
+            assert_eq!(
+                volume.volume_handle, ids[&path],
+                "the plan shows the FCD id"
+            );
+            handles.insert(volume.claim.clone(), ids[&path].clone());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        migrate(
+            cluster.client.clone(),
+            dir.path(),
+            &plan,
+            &snapshot,
+            &options(None),
+        )
+        .await
+        .unwrap();
+
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
+        let volumes: Api<PersistentVolume> = Api::all(cluster.client.clone());
+        let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), NS);
+        let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+        let set = sets.get("web").await.unwrap();
+        assert_ne!(
+            set.metadata.uid.as_deref(),
+            Some(plan.statefulset_uid.as_str())
+        );
+        for template in set.spec.volume_claim_templates.as_ref().unwrap() {
+            assert_eq!(
+                template
+                    .spec
+                    .as_ref()
+                    .unwrap()
+                    .storage_class_name
+                    .as_deref(),
+                Some(VSPHERE_TARGET)
+            );
+        }
+        for i in 0..3 {
+            let claim = claims.get(&format!("data-web-{i}")).await.unwrap();
+            assert_eq!(
+                claim.status.as_ref().unwrap().phase.as_deref(),
+                Some("Bound")
+            );
+            let pv = volumes
+                .get(claim.spec.as_ref().unwrap().volume_name.as_deref().unwrap())
+                .await
+                .unwrap();
+            let spec = pv.spec.as_ref().unwrap();
+            let csi = spec.csi.as_ref().expect("a native CSI PV");
+            assert_eq!(csi.driver, VSPHERE_DRIVER);
+            assert_eq!(csi.volume_handle, handles[&format!("data-web-{i}")]);
+            assert!(!csi.volume_handle.contains(".vmdk"));
+            assert!(spec.vsphere_volume.is_none());
+            assert_eq!(spec.storage_class_name.as_deref(), Some(VSPHERE_TARGET));
+            let pod = pods.get(&format!("web-{i}")).await.unwrap();
+            assert_eq!(
+                pod.status.as_ref().unwrap().phase.as_deref(),
+                Some("Running")
+            );
+        }
+        let after: BTreeMap<String, String> = cluster
+            .store
+            .cloud()
+            .list()
+            .iter()
+            .map(|d| (d.id.clone(), d.sha256()))
+            .collect();
+        assert_eq!(after, cluster.disks_before, "same disks, same bytes");
+        let violations = cluster.violations.lock().unwrap().clone();
+        assert!(violations.is_empty(), "{violations:#?}");
+        // the ids are in the plan and the backup; the vCenter password is nowhere
+        let plan_file = std::fs::read_to_string(dir.path().join("plan.json")).unwrap();
+        for id in handles.values() {
+            assert!(plan_file.contains(id.as_str()));
+        }
+        assert!(
+            grep_dir(dir.path(), PASSWORD).is_empty(),
+            "password in the work dir"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn vsphere_pv_without_record_and_without_vcenter_blocks_clearly() {
+        let cluster = cluster_on(Scenario::VsphereStatefulset).await;
+        let ids = recorded_ids(&cluster.client).await;
+        // the driver never registered web-1's disk
+        let mut snapshot = load_statefulset_snapshot(&cluster.client, NS, "web")
+            .await
+            .unwrap();
+        let pv_of_1 = snapshot
+            .claims
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some("data-web-1"))
+            .and_then(|c| c.spec.as_ref()?.volume_name.clone())
+            .unwrap();
+        let path = snapshot
+            .volumes
+            .iter()
+            .find(|pv| pv.metadata.name.as_deref() == Some(pv_of_1.as_str()))
+            .and_then(|pv| {
+                Some(
+                    pv.spec
+                        .as_ref()?
+                        .vsphere_volume
+                        .as_ref()?
+                        .volume_path
+                        .clone(),
+                )
+            })
+            .unwrap();
+        records(&cluster.client)
+            .delete(&ids[&path], &DeleteParams::default())
+            .await
+            .unwrap();
+
+        resolve_snapshot(
+            &VsphereResolver::new(cluster.client.clone(), None, true),
+            &mut snapshot,
+        )
+        .await;
+        let err = plan_statefulset(&snapshot, VSPHERE_TARGET, PlanOptions::default()).unwrap_err();
+        let PlanError::Blocked(blockers) = &err;
+        assert_eq!(blockers.len(), 1, "{err}");
+        assert_eq!(blockers[0].object, format!("persistentvolume/{pv_of_1}"));
+        let text = err.to_string();
+        for wanted in [
+            path.as_str(),
+            "--vcenter",
+            "VSPHERE_USER",
+            "--vsphere-config",
+        ] {
+            assert!(text.contains(wanted), "{wanted:?} missing from {text}");
+        }
+
+        // With an (unreachable) vCenter configured the blocker says why, without the password.
+        let mut snapshot = load_statefulset_snapshot(&cluster.client, NS, "web")
+            .await
+            .unwrap();
+        let resolver =
+            VsphereResolver::new(cluster.client.clone(), Some(unreachable_vcenter()), false);
+        resolve_snapshot(&resolver, &mut snapshot).await;
+        let err = plan_statefulset(&snapshot, VSPHERE_TARGET, PlanOptions::default()).unwrap_err();
+        let shown = format!("{err} {err:?} {snapshot:?}");
+        assert!(shown.contains("vCenter"), "{shown}");
+        assert!(!shown.contains(PASSWORD), "password leaked: {shown}");
+    }
 }

@@ -119,6 +119,22 @@ pub enum VsphereError {
         /// The task's error.
         fault: Box<Fault>,
     },
+    /// A CNS batch operation finished but reported a fault for the volume.
+    #[error("{operation}: CNS volume fault {fault}")]
+    CnsVolumeFault {
+        /// The CNS method.
+        operation: String,
+        /// The per-volume fault.
+        fault: Box<Fault>,
+    },
+    /// Registering an in-tree volume path failed in every datacenter tried.
+    #[error("cannot register {volume_path:?} with CNS: {attempts}")]
+    RegistrationFailed {
+        /// The in-tree `volumePath`.
+        volume_path: String,
+        /// What went wrong per datacenter, `dc: error; …`.
+        attempts: String,
+    },
     /// A task did not finish within the client's task timeout.
     #[error("{operation}: task {task} still running after {waited:?}")]
     TaskTimeout {
@@ -135,7 +151,9 @@ impl VsphereError {
     /// The SOAP fault, if this error is one (directly or as a task's error).
     pub fn fault(&self) -> Option<&Fault> {
         match self {
-            Self::Fault { fault, .. } | Self::TaskFailed { fault, .. } => Some(fault.as_ref()),
+            Self::Fault { fault, .. }
+            | Self::TaskFailed { fault, .. }
+            | Self::CnsVolumeFault { fault, .. } => Some(fault.as_ref()),
             _ => None,
         }
     }
@@ -221,7 +239,7 @@ pub struct MoRef {
 }
 
 impl MoRef {
-    fn from_element(element: &Element) -> Self {
+    pub(crate) fn from_element(element: &Element) -> Self {
         Self {
             kind: element.attribute("type").unwrap_or_default().to_owned(),
             value: element.text.trim().to_owned(),
@@ -229,7 +247,7 @@ impl MoRef {
     }
 
     /// Serialises as `<tag type="Kind">value</tag>`.
-    fn to_xml(&self, tag: &str) -> String {
+    pub(crate) fn to_xml(&self, tag: &str) -> String {
         format!(
             r#"<{tag} type="{}">{}</{tag}>"#,
             escape(&self.kind),
@@ -376,11 +394,14 @@ pub struct VcenterClient {
     user: Option<String>,
 }
 
-/// Which SOAP endpoint a call goes to (CNS on `/vsanHealth` comes with the CNS calls).
+/// Which SOAP endpoint a call goes to.
 #[derive(Clone, Copy)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     /// vim25 on `/sdk`.
     Vim,
+    /// CNS on `/vsanHealth` (authenticated by the session cookie and the
+    /// `vcSessionCookie` SOAP header a real vCenter's vsanHealth service needs).
+    Cns,
 }
 
 impl VcenterClient {
@@ -431,6 +452,11 @@ impl VcenterClient {
         self.service.as_ref()
     }
 
+    /// The user name of the current session (CNS records it as the cluster's `vSphereUser`).
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
     /// Whether a session is held.
     pub fn is_logged_in(&self) -> bool {
         self.session.is_some()
@@ -444,6 +470,7 @@ impl VcenterClient {
     fn endpoint_url(&self, endpoint: Endpoint) -> Result<Url, VsphereError> {
         let path = match endpoint {
             Endpoint::Vim => "sdk",
+            Endpoint::Cns => "vsanHealth",
         };
         self.base.join(path).map_err(|e| VsphereError::InvalidUrl {
             reason: e.to_string(),
@@ -451,15 +478,20 @@ impl VcenterClient {
     }
 
     /// Sends one SOAP call and returns the element inside `Body` (e.g. `LoginResponse`).
-    async fn call(
+    pub(crate) async fn call(
         &mut self,
         endpoint: Endpoint,
         operation: &str,
         body: &str,
     ) -> Result<(Element, reqwest::header::HeaderMap), VsphereError> {
         let url = self.endpoint_url(endpoint)?;
-        // CNS calls will add `<Header><vcSessionCookie>…</vcSessionCookie></Header>` here.
-        let header = "";
+        let header = match (endpoint, &self.session) {
+            (Endpoint::Cns, Some(session)) => format!(
+                "<Header><vcSessionCookie>{}</vcSessionCookie></Header>",
+                escape(&session.key)
+            ),
+            _ => String::new(),
+        };
         let envelope = format!(
             r#"<?xml version="1.0" encoding="UTF-8"?><Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">{header}<Body>{body}</Body></Envelope>"#
         );
@@ -532,11 +564,15 @@ impl VcenterClient {
         Ok((element, headers))
     }
 
-    async fn call_vim(&mut self, operation: &str, body: &str) -> Result<Element, VsphereError> {
+    pub(crate) async fn call_vim(
+        &mut self,
+        operation: &str,
+        body: &str,
+    ) -> Result<Element, VsphereError> {
         Ok(self.call(Endpoint::Vim, operation, body).await?.0)
     }
 
-    fn require_session(&self, operation: &str) -> Result<(), VsphereError> {
+    pub(crate) fn require_session(&self, operation: &str) -> Result<(), VsphereError> {
         match self.session {
             Some(_) => Ok(()),
             None => Err(VsphereError::NotLoggedIn {
@@ -545,14 +581,14 @@ impl VcenterClient {
         }
     }
 
-    fn malformed(operation: &str, detail: &str) -> VsphereError {
+    pub(crate) fn malformed(operation: &str, detail: &str) -> VsphereError {
         VsphereError::Malformed {
             operation: operation.to_owned(),
             detail: detail.to_owned(),
         }
     }
 
-    fn service(&self, operation: &str) -> Result<&ServiceContent, VsphereError> {
+    pub(crate) fn service(&self, operation: &str) -> Result<&ServiceContent, VsphereError> {
         self.service
             .as_ref()
             .ok_or_else(|| VsphereError::NotLoggedIn {

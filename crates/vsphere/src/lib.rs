@@ -2,6 +2,8 @@
 //! first-class disk registration, and the in-tree volume path parser.
 
 pub mod client;
+pub mod cns;
+pub mod csi_config;
 pub mod fault;
 pub mod volume_path;
 pub mod xml;
@@ -10,5 +12,7 @@ pub use client::{
     AboutInfo, ClientOptions, Credentials, Datacenter, Datastore, MoRef, Password, Registration,
     ServiceContent, VStorageObject, VcenterClient, VsphereError,
 };
+pub use cns::{BackingDisk, CnsCreated, CnsRegistration, CnsVolume, ContainerCluster};
+pub use csi_config::{CsiConfigError, CsiVsphereConfig, VirtualCenterEntry};
 pub use fault::{Fault, FaultKind};
 pub use volume_path::{VolumePath, VolumePathError};

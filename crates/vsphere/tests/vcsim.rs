@@ -9,7 +9,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use csi_migrate_vsphere::{
-    ClientOptions, Credentials, Datastore, FaultKind, VcenterClient, VsphereError,
+    BackingDisk, ClientOptions, ContainerCluster, Credentials, Datastore, FaultKind, VcenterClient,
+    VolumePath, VsphereError,
 };
 
 const USER: &str = "administrator@vsphere.local";
@@ -342,4 +343,104 @@ async fn creating_existing_disk_is_file_already_exists_task_fault() {
         .unwrap_err();
     assert!(matches!(err, VsphereError::TaskFailed { .. }), "{err:?}");
     assert!(err.is_fault(FaultKind::FileAlreadyExists), "{err:?}");
+}
+
+#[tokio::test]
+async fn cns_create_volume_with_backing_disk_id_then_query_it_back_bytes_unchanged() {
+    let mut client = logged_in_client().await;
+    let ds = datastore(&mut client, SPACE_DATASTORE).await;
+    let bytes = known_bytes(7);
+    let path = create_disk_with_bytes(&mut client, &ds, "kube vols cns", "disk", &bytes).await;
+    let fcd = client
+        .register_disk_idempotent(&ds, &path, "pv-cns")
+        .await
+        .unwrap()
+        .object
+        .id;
+    let cluster = ContainerCluster {
+        cluster_id: "csi-migrate-test".into(),
+        vsphere_user: USER.into(),
+    };
+    let created = client
+        .cns_create_block_volume("pv-cns", &BackingDisk::DiskId(fcd.clone()), &cluster)
+        .await
+        .unwrap();
+    assert_eq!(created.volume_id, fcd);
+    let volumes = client.cns_query_volumes(&[&fcd]).await.unwrap();
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    assert_eq!(volumes[0].volume_id, fcd);
+    assert_eq!(volumes[0].volume_type, "BLOCK");
+    assert!(
+        client
+            .cns_query_volumes(&["no-such-volume"])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let flat = "kube vols cns/disk-flat.vmdk";
+    assert_eq!(
+        client.download_datastore_file(&ds, flat).await.unwrap(),
+        bytes
+    );
+}
+
+#[tokio::test]
+async fn register_cns_volume_from_in_tree_path_is_idempotent() {
+    let mut client = logged_in_client().await;
+    let ds = datastore(&mut client, SPACE_DATASTORE).await;
+    let bytes = known_bytes(9);
+    let path = create_disk_with_bytes(&mut client, &ds, "kubevols-e2e", "pvc-1", &bytes).await;
+    // datastore-cluster prefix as the CSI driver accepts it
+    let in_tree = VolumePath::parse(&format!("[StoragePod/{SPACE_DATASTORE}] {path}")).unwrap();
+    let dcs = vec!["NoSuchDC".to_owned(), "DC0".to_owned()];
+    let first = client
+        .register_cns_volume(&in_tree, &dcs, "cluster-1")
+        .await
+        .unwrap();
+    assert_eq!(first.datacenter, "DC0");
+    assert!(first.used_register_disk, "vcsim reports API 6.5");
+    let second = client
+        .register_cns_volume(&in_tree, &dcs, "cluster-1")
+        .await
+        .unwrap();
+    assert_eq!(second.volume_id, first.volume_id);
+    // exactly one FCD is backed by this VMDK (other tests add FCDs to the datastore concurrently)
+    let mut backed_by_path = 0;
+    for id in client.list_vstorage_objects(&ds).await.unwrap() {
+        if let Ok(object) = client.retrieve_vstorage_object(&ds, &id).await
+            && object.file_path == format!("[{SPACE_DATASTORE}] {path}")
+        {
+            backed_by_path += 1;
+        }
+    }
+    assert_eq!(backed_by_path, 1);
+    // vcsim files a re-created CNS volume under an arbitrary datastore, so the id can be
+    // listed more than once; real CNS answers CnsAlreadyRegisteredFault instead.
+    let volumes = client.cns_query_volumes(&[&first.volume_id]).await.unwrap();
+    assert!(!volumes.is_empty());
+    assert!(volumes.iter().all(|v| v.volume_id == first.volume_id));
+    let on_disk =
+        std::fs::read(vcsim().datastore_dirs[SPACE_DATASTORE].join("kubevols-e2e/pvc-1-flat.vmdk"))
+            .unwrap();
+    assert_eq!(on_disk, bytes);
+
+    // a missing VMDK fails in every datacenter, naming the path
+    let missing = VolumePath::parse("[LocalDS_0] kubevols/absent.vmdk").unwrap();
+    let err = client
+        .register_cns_volume(&missing, &["DC0".to_owned()], "cluster-1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VsphereError::RegistrationFailed { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("absent.vmdk"), "{err}");
+}
+
+#[tokio::test]
+async fn cns_call_without_session_is_refused_locally() {
+    install_crypto_provider();
+    let mut client = VcenterClient::new(&vcsim().url, ClientOptions::default()).unwrap();
+    let err = client.cns_query_volumes(&["x"]).await.unwrap_err();
+    assert!(matches!(err, VsphereError::NotLoggedIn { .. }), "{err:?}");
 }

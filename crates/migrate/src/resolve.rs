@@ -1,0 +1,610 @@
+//! Volume handle resolution: the CSI driver, handle and attributes the new PV of an in-tree PV names.
+//!
+//! Every plugin but vSphere gets its handle from translation ([`TranslationResolver`]). A
+//! vSphere CSI PV must name the VMDK's first-class disk (FCD) id, which translation cannot
+//! know: [`VsphereResolver`] looks it up in the CSI driver's `CnsVSphereVolumeMigration`
+//! objects and, only when a vCenter is configured, registers the VMDK with CNS. Resolution
+//! runs before planning ([`resolve_snapshot`]); the planner itself stays pure.
+
+use std::collections::BTreeMap;
+
+use csi_migrate_translate::Translator;
+use csi_migrate_vsphere::{
+    ClientOptions, Credentials, VcenterClient, VolumePath, VolumePathError, VsphereError,
+};
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::PersistentVolume;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use thiserror::Error;
+
+use crate::snapshot::StatefulSetSnapshot;
+
+/// The vSphere CSI driver.
+pub const VSPHERE_DRIVER: &str = "csi.vsphere.vmware.com";
+/// `volumeAttributes.type` of a statically provisioned vSphere CSI block volume.
+pub const VSPHERE_BLOCK_VOLUME_TYPE: &str = "vSphere CNS Block Volume";
+/// Group of the CSI driver's path → FCD id records.
+pub const CNS_GROUP: &str = "cns.vmware.com";
+/// Version of `CnsVSphereVolumeMigration`.
+pub const CNS_VERSION: &str = "v1alpha1";
+/// Kind of the records.
+pub const CNS_MIGRATION_KIND: &str = "CnsVSphereVolumeMigration";
+/// Plural of the records.
+pub const CNS_MIGRATION_PLURAL: &str = "cnsvspherevolumemigrations";
+
+/// What the new CSI PV names: driver, handle, attributes, and where the handle came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedVolume {
+    /// CSI driver name.
+    pub driver: String,
+    /// CSI volume handle (for vSphere: the FCD id).
+    pub volume_handle: String,
+    /// CSI volume attributes.
+    #[serde(default)]
+    pub volume_attributes: BTreeMap<String, String>,
+    /// How the handle was found, for people reading the plan.
+    pub source: String,
+}
+
+/// Why a PV's handle could not be resolved.
+#[derive(Debug, Error)]
+pub enum ResolveError {
+    /// The PV has no in-tree source that translates to CSI.
+    #[error("no in-tree source that translates to CSI: {0}")]
+    Translate(String),
+    /// The vSphere `volumePath` cannot be parsed the way the CSI driver parses it.
+    #[error(transparent)]
+    VolumePath(#[from] VolumePathError),
+    /// Reading or writing `cnsvspherevolumemigrations.cns.vmware.com` failed.
+    #[error("{what} cnsvspherevolumemigrations.cns.vmware.com: {source}")]
+    Kube {
+        /// `reading` or `recording in`.
+        what: &'static str,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// No record names the VMDK and no vCenter is configured to register it.
+    #[error(
+        "VMDK {path:?} has no first-class disk id in any cnsvspherevolumemigrations.cns.vmware.com object, and no vCenter is configured to register it: run the vSphere CSI driver's syncer (it registers in-tree volumes), or pass --vcenter URL with --vcenter-user/--vcenter-password (or VSPHERE_USER/VSPHERE_PASSWORD), or --vsphere-config csi-vsphere.conf"
+    )]
+    NotRegistered {
+        /// The in-tree `volumePath`.
+        path: String,
+    },
+    /// The VMDK is not a first-class disk yet and this run may not register it (read-only `plan`, `--dry-run`).
+    #[error(
+        "VMDK {path:?} is not registered with CNS yet; `csi-migrate migrate` registers it through the configured vCenter (plan and --dry-run are read-only)"
+    )]
+    RegistrationDeferred {
+        /// The in-tree `volumePath`.
+        path: String,
+    },
+    /// A vCenter is configured but names no datacenter to search.
+    #[error(
+        "no vCenter datacenter configured: set `datacenters` in --vsphere-config or pass --vcenter-datacenters"
+    )]
+    NoDatacenters,
+    /// vCenter refused or failed.
+    #[error("vCenter: {0}")]
+    Vcenter(#[from] VsphereError),
+}
+
+/// Resolves the CSI identity of an in-tree PV (ISSUE 5's `VolumeHandleResolver`).
+pub trait VolumeHandleResolver: Send + Sync {
+    /// The driver, handle and attributes the CSI PV replacing `pv` must carry.
+    /// Resolving the same PV twice gives the same answer and creates nothing new.
+    fn resolve<'a>(
+        &'a self,
+        pv: &'a PersistentVolume,
+    ) -> BoxFuture<'a, Result<ResolvedVolume, ResolveError>>;
+}
+
+/// The translated handle: right for every plugin except vSphere.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TranslationResolver;
+
+impl TranslationResolver {
+    fn translate(pv: &PersistentVolume) -> Result<ResolvedVolume, ResolveError> {
+        let translated = Translator::new()
+            .pv_to_csi(pv)
+            .map_err(|e| ResolveError::Translate(e.to_string()))?;
+        let csi = translated
+            .spec
+            .and_then(|s| s.csi)
+            .ok_or_else(|| ResolveError::Translate("translation produced no CSI source".into()))?;
+        Ok(ResolvedVolume {
+            driver: csi.driver,
+            volume_handle: csi.volume_handle,
+            volume_attributes: csi.volume_attributes.unwrap_or_default(),
+            source: "translation".into(),
+        })
+    }
+}
+
+impl VolumeHandleResolver for TranslationResolver {
+    fn resolve<'a>(
+        &'a self,
+        pv: &'a PersistentVolume,
+    ) -> BoxFuture<'a, Result<ResolvedVolume, ResolveError>> {
+        Box::pin(async move { Self::translate(pv) })
+    }
+}
+
+/// How to reach vCenter. `Debug` redacts the password.
+#[derive(Debug, Clone)]
+pub struct VcenterConfig {
+    /// `https://host[:port]` (optionally with `/sdk`).
+    pub url: String,
+    /// User and password.
+    pub credentials: Credentials,
+    /// Datacenter inventory paths searched in order for the datastore.
+    pub datacenters: Vec<String>,
+    /// TLS and timeouts.
+    pub client_options: ClientOptions,
+    /// The cluster id CNS records as the volume's owner (`Global.cluster-id`).
+    pub cluster_id: String,
+}
+
+/// The vSphere resolver: `CnsVSphereVolumeMigration` records first, then vCenter.
+pub struct VsphereResolver {
+    kube: Client,
+    vcenter: Option<VcenterConfig>,
+    may_register: bool,
+    /// One registration at a time (the CSI driver's per-path mutex: an FCD bug could mint
+    /// two ids for one VMDK registered in parallel).
+    registering: tokio::sync::Mutex<()>,
+}
+
+impl VsphereResolver {
+    /// A resolver reading records through `kube`; `vcenter` enables registration when
+    /// `may_register` (a `migrate` run; `plan` and `--dry-run` only look up).
+    pub fn new(kube: Client, vcenter: Option<VcenterConfig>, may_register: bool) -> Self {
+        Self {
+            kube,
+            vcenter,
+            may_register,
+            registering: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn records(&self) -> Api<DynamicObject> {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(CNS_GROUP, CNS_VERSION, CNS_MIGRATION_KIND),
+            CNS_MIGRATION_PLURAL,
+        );
+        Api::all_with(self.kube.clone(), &resource)
+    }
+
+    /// The FCD id recorded for `path`: exact `volumepath` match first (the driver's cache
+    /// key), then the same datastore and disk path written another way.
+    async fn recorded_id(&self, path: &VolumePath) -> Result<Option<String>, ResolveError> {
+        let records = match self.records().list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
+            Err(source) => {
+                return Err(ResolveError::Kube {
+                    what: "reading",
+                    source,
+                });
+            }
+        };
+        let entries: Vec<(String, String)> = records
+            .iter()
+            .filter_map(|r| {
+                let spec = r.data.get("spec")?;
+                let recorded_path = spec.get("volumepath")?.as_str()?.to_owned();
+                let id = spec
+                    .get("volumeid")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+                    .or_else(|| r.metadata.name.clone())?;
+                Some((recorded_path, id))
+            })
+            .filter(|(_, id)| !id.is_empty())
+            .collect();
+        if let Some((_, id)) = entries.iter().find(|(p, _)| *p == path.original) {
+            return Ok(Some(id.clone()));
+        }
+        Ok(entries
+            .into_iter()
+            .find(|(p, _)| {
+                VolumePath::parse(p).is_ok_and(|other| {
+                    other.datastore == path.datastore && other.disk_path == path.disk_path
+                })
+            })
+            .map(|(_, id)| id))
+    }
+
+    async fn record(&self, path: &VolumePath, id: &str) -> Result<(), ResolveError> {
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": format!("{CNS_GROUP}/{CNS_VERSION}"),
+            "kind": CNS_MIGRATION_KIND,
+            "metadata": {"name": id},
+            "spec": {"volumepath": path.original, "volumeid": id},
+        }))
+        .map_err(|e| ResolveError::Kube {
+            what: "recording in",
+            source: kube::Error::SerdeError(e),
+        })?;
+        match self.records().create(&PostParams::default(), &object).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+            Err(source) => Err(ResolveError::Kube {
+                what: "recording in",
+                source,
+            }),
+        }
+    }
+
+    /// Finds (read-only) or registers the VMDK through vCenter.
+    async fn through_vcenter(
+        &self,
+        vcenter: &VcenterConfig,
+        path: &VolumePath,
+    ) -> Result<String, ResolveError> {
+        if vcenter.datacenters.is_empty() {
+            return Err(ResolveError::NoDatacenters);
+        }
+        let mut client = VcenterClient::new(&vcenter.url, vcenter.client_options.clone())?;
+        client.login(&vcenter.credentials).await?;
+        let result = if self.may_register {
+            client
+                .register_cns_volume(path, &vcenter.datacenters, &vcenter.cluster_id)
+                .await
+                .map(|r| r.volume_id)
+                .map_err(ResolveError::from)
+        } else {
+            Self::find_registered(&mut client, vcenter, path).await
+        };
+        let _ = client.logout().await;
+        result
+    }
+
+    async fn find_registered(
+        client: &mut VcenterClient,
+        vcenter: &VcenterConfig,
+        path: &VolumePath,
+    ) -> Result<String, ResolveError> {
+        for dc in &vcenter.datacenters {
+            let Ok(datacenter) = client.find_datacenter(dc).await else {
+                continue;
+            };
+            let Ok(datastore) = client.find_datastore(&datacenter, &path.datastore).await else {
+                continue;
+            };
+            if let Some(object) = client
+                .find_vstorage_object_by_path(&datastore, &path.disk_path)
+                .await?
+            {
+                return Ok(object.id);
+            }
+        }
+        Err(ResolveError::RegistrationDeferred {
+            path: path.original.clone(),
+        })
+    }
+
+    async fn resolve_vsphere(
+        &self,
+        pv: &PersistentVolume,
+        volume_path: &str,
+    ) -> Result<ResolvedVolume, ResolveError> {
+        let translated = TranslationResolver::translate(pv)?;
+        let path = VolumePath::parse(volume_path)?;
+        let mut attributes = translated.volume_attributes;
+        attributes.insert("type".into(), VSPHERE_BLOCK_VOLUME_TYPE.into());
+        let resolved = |id: String, source: &str| ResolvedVolume {
+            driver: VSPHERE_DRIVER.into(),
+            volume_handle: id,
+            volume_attributes: attributes.clone(),
+            source: source.into(),
+        };
+        if let Some(id) = self.recorded_id(&path).await? {
+            return Ok(resolved(id, "CnsVSphereVolumeMigration record"));
+        }
+        let Some(vcenter) = &self.vcenter else {
+            return Err(ResolveError::NotRegistered {
+                path: path.original.clone(),
+            });
+        };
+        let _one_at_a_time = self.registering.lock().await;
+        // Someone (the driver's syncer, a parallel resolve) may have registered it meanwhile.
+        if let Some(id) = self.recorded_id(&path).await? {
+            return Ok(resolved(id, "CnsVSphereVolumeMigration record"));
+        }
+        let id = self.through_vcenter(vcenter, &path).await?;
+        if self.may_register {
+            self.record(&path, &id).await?;
+            return Ok(resolved(id, "registered with CNS through vCenter"));
+        }
+        Ok(resolved(id, "first-class disk found in vCenter"))
+    }
+}
+
+impl VolumeHandleResolver for VsphereResolver {
+    fn resolve<'a>(
+        &'a self,
+        pv: &'a PersistentVolume,
+    ) -> BoxFuture<'a, Result<ResolvedVolume, ResolveError>> {
+        Box::pin(async move {
+            let path = pv
+                .spec
+                .as_ref()
+                .and_then(|s| s.vsphere_volume.as_ref())
+                .map(|v| v.volume_path.clone());
+            match path {
+                Some(path) => self.resolve_vsphere(pv, &path).await,
+                None => TranslationResolver::translate(pv),
+            }
+        })
+    }
+}
+
+/// The claims of the StatefulSet's replicas (`<template>-<set>-<ordinal>`).
+fn set_claim_volumes(snapshot: &StatefulSetSnapshot) -> Vec<String> {
+    let set = &snapshot.statefulset;
+    let name = set.metadata.name.clone().unwrap_or_default();
+    let namespace = set.metadata.namespace.clone().unwrap_or_default();
+    let replicas = set.spec.replicas.unwrap_or(1).max(0);
+    let templates = set.spec.volume_claim_templates.clone().unwrap_or_default();
+    let mut volumes = Vec::new();
+    for ordinal in 0..replicas {
+        for template in &templates {
+            let claim_name = format!(
+                "{}-{name}-{ordinal}",
+                template.metadata.name.as_deref().unwrap_or_default()
+            );
+            let volume = snapshot
+                .claims
+                .iter()
+                .find(|c| {
+                    c.metadata.name.as_deref() == Some(claim_name.as_str())
+                        && c.metadata.namespace.as_deref() == Some(namespace.as_str())
+                })
+                .and_then(|c| c.spec.as_ref())
+                .and_then(|s| s.volume_name.clone());
+            volumes.extend(volume);
+        }
+    }
+    volumes
+}
+
+/// Resolves the handle of every in-tree PV behind the StatefulSet's claims into
+/// `snapshot.resolved_volumes`; failures go to `snapshot.unresolved_volumes` (the planner
+/// turns them into blockers naming the PV).
+pub async fn resolve_snapshot(
+    resolver: &dyn VolumeHandleResolver,
+    snapshot: &mut StatefulSetSnapshot,
+) {
+    for volume in set_claim_volumes(snapshot) {
+        let Some(pv) = snapshot
+            .volumes
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(volume.as_str()))
+        else {
+            continue;
+        };
+        if pv.spec.as_ref().is_some_and(|s| s.csi.is_some()) {
+            continue;
+        }
+        match resolver.resolve(pv).await {
+            Ok(resolved) => {
+                snapshot.unresolved_volumes.remove(&volume);
+                snapshot.resolved_volumes.insert(volume, resolved);
+            }
+            Err(error) => {
+                snapshot.resolved_volumes.remove(&volume);
+                snapshot
+                    .unresolved_volumes
+                    .insert(volume, error.to_string());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::plan::tests::snapshot_json;
+    use crate::plan::{PlanError, PlanOptions, plan_statefulset};
+
+    /// The 3-replica snapshot moved to vSphere: in-tree `vsphere-thin` → `vsphere-thin-csi`.
+    fn vsphere_snapshot() -> StatefulSetSnapshot {
+        let mut value = snapshot_json(3);
+        for i in 0..3 {
+            let spec = &mut value["volumes"][i]["spec"];
+            spec.as_object_mut().unwrap().remove("awsElasticBlockStore");
+            spec["vsphereVolume"] = json!({"volumePath": format!("[vsanDatastore] kubevols/disk-{i}.vmdk"), "fsType": "ext4"});
+        }
+        value["storageClasses"] = json!([
+            {"metadata": {"name": "vsphere-thin"}, "provisioner": "kubernetes.io/vsphere-volume"},
+            {"metadata": {"name": "vsphere-thin-csi"}, "provisioner": VSPHERE_DRIVER}
+        ]);
+        value["csiDrivers"] = json!([{"metadata": {"name": VSPHERE_DRIVER}}]);
+        serde_json::from_value::<StatefulSetSnapshot>(value).unwrap()
+    }
+
+    /// Answers vSphere PVs from a fixed path → id table, counting calls.
+    struct TableResolver {
+        ids: BTreeMap<String, String>,
+        calls: AtomicUsize,
+    }
+
+    impl VolumeHandleResolver for TableResolver {
+        fn resolve<'a>(
+            &'a self,
+            pv: &'a PersistentVolume,
+        ) -> BoxFuture<'a, Result<ResolvedVolume, ResolveError>> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                let path = pv
+                    .spec
+                    .as_ref()
+                    .unwrap()
+                    .vsphere_volume
+                    .as_ref()
+                    .unwrap()
+                    .volume_path
+                    .clone();
+                match self.ids.get(&path) {
+                    Some(id) => Ok(ResolvedVolume {
+                        driver: VSPHERE_DRIVER.into(),
+                        volume_handle: id.clone(),
+                        volume_attributes: [(
+                            "type".to_owned(),
+                            VSPHERE_BLOCK_VOLUME_TYPE.to_owned(),
+                        )]
+                        .into(),
+                        source: "table".into(),
+                    }),
+                    None => Err(ResolveError::NotRegistered { path }),
+                }
+            })
+        }
+    }
+
+    fn table(known: &[usize]) -> TableResolver {
+        TableResolver {
+            ids: known
+                .iter()
+                .map(|i| {
+                    (
+                        format!("[vsanDatastore] kubevols/disk-{i}.vmdk"),
+                        format!("fcd-{i}"),
+                    )
+                })
+                .collect(),
+            calls: AtomicUsize::new(0),
+        }
+    }
+
+    #[tokio::test]
+    async fn translation_resolver_gives_the_translated_ebs_handle() {
+        let snapshot: StatefulSetSnapshot = serde_json::from_value(snapshot_json(1)).unwrap();
+        let resolved = TranslationResolver
+            .resolve(&snapshot.volumes[0])
+            .await
+            .unwrap();
+        assert_eq!(resolved.driver, "ebs.csi.aws.com");
+        assert_eq!(resolved.volume_handle, "vol-0");
+        assert_eq!(resolved.source, "translation");
+    }
+
+    #[tokio::test]
+    async fn translation_of_vsphere_gives_the_path_not_an_fcd_id() {
+        let snapshot = vsphere_snapshot();
+        let resolved = TranslationResolver
+            .resolve(&snapshot.volumes[0])
+            .await
+            .unwrap();
+        assert_eq!(resolved.driver, VSPHERE_DRIVER);
+        assert_eq!(
+            resolved.volume_handle,
+            "[vsanDatastore] kubevols/disk-0.vmdk"
+        );
+    }
+
+    #[tokio::test]
+    async fn resolved_fcd_ids_become_the_csi_handles_in_the_plan() {
+        let mut snapshot = vsphere_snapshot();
+        let resolver = table(&[0, 1, 2]);
+        resolve_snapshot(&resolver, &mut snapshot).await;
+        assert_eq!(resolver.calls.load(Ordering::SeqCst), 3);
+        let plan = plan_statefulset(&snapshot, "vsphere-thin-csi", PlanOptions::default()).unwrap();
+        assert_eq!(plan.driver, VSPHERE_DRIVER);
+        for volume in plan.volumes() {
+            let i = volume.old_volume.trim_start_matches("pvc-");
+            assert_eq!(volume.volume_handle, format!("fcd-{i}"));
+            let csi = volume
+                .new_volume
+                .spec
+                .as_ref()
+                .unwrap()
+                .csi
+                .as_ref()
+                .unwrap();
+            assert_eq!(csi.driver, VSPHERE_DRIVER);
+            assert_eq!(csi.volume_handle, format!("fcd-{i}"));
+            assert_eq!(csi.fs_type.as_deref(), Some("ext4"));
+            assert_eq!(
+                csi.volume_attributes
+                    .as_ref()
+                    .unwrap()
+                    .get("type")
+                    .map(String::as_str),
+                Some(VSPHERE_BLOCK_VOLUME_TYPE)
+            );
+        }
+        // the ids travel with the snapshot (the backup) and the plan
+        let round: StatefulSetSnapshot =
+            serde_json::from_str(&serde_json::to_string(&snapshot).unwrap()).unwrap();
+        assert_eq!(round.resolved_volumes, snapshot.resolved_volumes);
+        assert!(serde_json::to_string(&plan).unwrap().contains("fcd-2"));
+    }
+
+    #[tokio::test]
+    async fn unresolvable_vsphere_volume_blocks_naming_the_pv_and_what_to_configure() {
+        let mut snapshot = vsphere_snapshot();
+        resolve_snapshot(&table(&[0, 2]), &mut snapshot).await;
+        let err =
+            plan_statefulset(&snapshot, "vsphere-thin-csi", PlanOptions::default()).unwrap_err();
+        let PlanError::Blocked(blockers) = &err;
+        assert_eq!(blockers.len(), 1, "{err}");
+        assert_eq!(blockers[0].object, "persistentvolume/pvc-1");
+        assert_eq!(blockers[0].field, "spec.vsphereVolume.volumePath");
+        let text = err.to_string();
+        for wanted in [
+            "kubevols/disk-1.vmdk",
+            "--vcenter",
+            "VSPHERE_USER",
+            "--vsphere-config",
+        ] {
+            assert!(text.contains(wanted), "{wanted} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn vsphere_without_any_resolution_still_blocks() {
+        let snapshot = vsphere_snapshot();
+        let err =
+            plan_statefulset(&snapshot, "vsphere-thin-csi", PlanOptions::default()).unwrap_err();
+        let PlanError::Blocked(blockers) = &err;
+        assert_eq!(blockers.len(), 3, "{err}");
+        assert!(err.to_string().contains("first-class disk (FCD) id"));
+    }
+
+    #[tokio::test]
+    async fn only_the_sets_own_claims_are_resolved() {
+        let mut snapshot = vsphere_snapshot();
+        let mut value: Value = serde_json::to_value(&snapshot).unwrap();
+        value["statefulset"]["spec"]["replicas"] = json!(2);
+        snapshot = serde_json::from_value(value).unwrap();
+        let resolver = table(&[0, 1, 2]);
+        resolve_snapshot(&resolver, &mut snapshot).await;
+        assert_eq!(resolver.calls.load(Ordering::SeqCst), 2);
+        assert!(!snapshot.resolved_volumes.contains_key("pvc-2"));
+    }
+
+    #[test]
+    fn vcenter_config_debug_hides_the_password() {
+        let config = VcenterConfig {
+            url: "https://vc".into(),
+            credentials: Credentials::new("admin", "Sup3r-secret"),
+            datacenters: vec!["DC0".into()],
+            client_options: ClientOptions::default(),
+            cluster_id: "c".into(),
+        };
+        assert!(!format!("{config:?}").contains("Sup3r-secret"));
+    }
+}
