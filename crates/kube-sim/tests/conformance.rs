@@ -2262,3 +2262,41 @@ async fn a_metadata_only_list_never_carries_secret_data() {
         "{raw}"
     );
 }
+
+#[tokio::test]
+async fn an_idle_watch_gets_bookmarks_and_ends_at_its_timeout() {
+    let (server, client) = start(false, 1000).await;
+    let pvs: Api<PersistentVolume> = Api::all(client);
+    let created = pvs
+        .create(&PostParams::default(), &pv("b-1"))
+        .await
+        .unwrap();
+    let rv = created.metadata.resource_version.unwrap();
+    let url = format!(
+        "{}/api/v1/persistentvolumes?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=6",
+        server.url
+    );
+    let started = std::time::Instant::now();
+    let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= std::time::Duration::from_secs(5),
+        "the stream ended early: {elapsed:?}"
+    );
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!events.is_empty(), "no bookmark in {elapsed:?}");
+    for event in &events {
+        assert_eq!(event["type"], "BOOKMARK");
+        // kube-rs needs apiVersion and kind on bookmark objects.
+        assert_eq!(event["object"]["apiVersion"], "v1");
+        assert_eq!(event["object"]["kind"], "PersistentVolume");
+        assert!(
+            event["object"]["metadata"]["resourceVersion"]
+                .as_str()
+                .is_some()
+        );
+    }
+}
