@@ -50,9 +50,10 @@ pub enum Command {
     /// Writes a kubeconfig that kubectl and csi-migrate accept; point KUBECONFIG at it.
     Sim(SimArgs),
 
-    /// Show the whole job on an embedded simulated cluster: scan, plan, and an in-place
-    /// migration of a 3-replica StatefulSet from kubernetes.io/aws-ebs to ebs.csi.aws.com,
-    /// checking that every disk keeps its data. Nothing outside this process is touched.
+    /// Show the whole job on an embedded simulated cluster: scan, plan, and in-place
+    /// migrations of 3-replica StatefulSets from kubernetes.io/aws-ebs to ebs.csi.aws.com
+    /// and from kubernetes.io/vsphere-volume to csi.vsphere.vmware.com (onto first-class
+    /// disk ids), checking that every disk keeps its data. Nothing outside this process is touched.
     Demo,
 
     /// Show the preflight and the exact steps of an in-place migration to CSI (read-only).

@@ -21,7 +21,35 @@ use crate::{Failure, runtime};
 
 const NAMESPACE: &str = "default";
 const STATEFULSET: &str = "web";
-const TARGET_CLASS: &str = "gp2-csi";
+
+/// One migration the demo shows.
+struct Case {
+    scenario: Scenario,
+    title: &'static str,
+    target_class: &'static str,
+    driver: &'static str,
+    /// Whether the full scan report is printed (the first case) or only its summary.
+    full_scan: bool,
+}
+
+const CASES: [Case; 2] = [
+    Case {
+        scenario: Scenario::EbsStatefulset,
+        title: "3 nodes, the EBS CSI driver installed, StatefulSet default/web (3 replicas) on the \
+                in-tree class gp2 (kubernetes.io/aws-ebs), data on every disk",
+        target_class: "gp2-csi",
+        driver: "ebs.csi.aws.com",
+        full_scan: true,
+    },
+    Case {
+        scenario: Scenario::VsphereStatefulset,
+        title: "the same on vSphere: StatefulSet default/web on vsphere-thin (kubernetes.io/vsphere-volume); \
+                the CSI driver has registered each VMDK as a first-class disk (CnsVSphereVolumeMigration)",
+        target_class: "vsphere-thin-csi",
+        driver: "csi.vsphere.vmware.com",
+        full_scan: false,
+    },
+];
 
 fn say(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
@@ -91,65 +119,141 @@ fn print_disks(store: &Store) -> io::Result<()> {
     Ok(())
 }
 
-/// Runs the demo.
+/// Runs the demo: an EBS and a vSphere StatefulSet, each scanned, planned, migrated and checked.
 pub fn run() -> Result<(), Failure> {
-    runtime()?.block_on(async {
-        say("1/5  A simulated cluster: 3 nodes, the EBS CSI driver installed, StatefulSet default/web \
-             (3 replicas) on the in-tree class gp2 (kubernetes.io/aws-ebs), data on every disk")?;
-        let store = Arc::new(Store::new(10_000));
-        scenario::apply(&store, Scenario::EbsStatefulset, Duration::from_secs(30)).await.map_err(Failure::failed)?;
-        let server = serve(store.clone(), "127.0.0.1:0".parse().map_err(|e| Failure::failed(anyhow!("{e}")))?, true)
-            .await
-            .map_err(Failure::failed)?;
-        let running_controllers = controllers::spawn(store.clone(), ControllerSettings::default());
-        let dir = std::env::temp_dir().join(format!("csi-migrate-demo-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        let kubeconfig_path = dir.join("kubeconfig");
-        std::fs::write(&kubeconfig_path, kubeconfig(&server.url, server.ca_pem.as_deref()))?;
-        println!("   API server {} (HTTPS); kubeconfig {}", server.url, kubeconfig_path.display());
-        print_disks(&store)?;
-        let before = disks(&store);
+    let runtime = runtime()?;
+    for (number, case) in CASES.iter().enumerate() {
+        runtime.block_on(run_case(number + 1, case))?;
+    }
+    println!(
+        "\nTry it by hand: csi-migrate sim --scenario ebs-statefulset --kubeconfig-out /tmp/kc, then \
+         KUBECONFIG=/tmp/kc csi-migrate plan statefulset web -n default --to-storageclass gp2-csi"
+    );
+    Ok(())
+}
 
-        say("2/5  csi-migrate scan: what is still in-tree, and what blocks moving it")?;
-        let options = live::LiveOptions { kubeconfig: Some(kubeconfig_path.clone()), context: None, namespace: None };
-        let client = live::client(&options).await.map_err(Failure::failed)?;
-        let snapshot = live::load_cluster(client.clone(), None).await.map_err(Failure::failed)?;
-        let report = scan(&snapshot, &ScanOptions { namespace: None });
-        print!("{}", render::table::render(&report, io::stdout().is_terminal()));
+async fn run_case(number: usize, case: &Case) -> Result<(), Failure> {
+    let step = |n: u32, text: &str| say(&format!("{number}.{n}  {text}"));
+    step(1, &format!("A simulated cluster: {}", case.title))?;
+    let store = Arc::new(Store::new(10_000));
+    scenario::apply(&store, case.scenario, Duration::from_secs(30))
+        .await
+        .map_err(Failure::failed)?;
+    let address = "127.0.0.1:0"
+        .parse()
+        .map_err(|e| Failure::failed(anyhow!("{e}")))?;
+    let server = serve(store.clone(), address, true)
+        .await
+        .map_err(Failure::failed)?;
+    let running_controllers = controllers::spawn(store.clone(), ControllerSettings::default());
+    let dir =
+        std::env::temp_dir().join(format!("csi-migrate-demo-{}-{number}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let kubeconfig_path = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig_path,
+        kubeconfig(&server.url, server.ca_pem.as_deref()),
+    )?;
+    println!(
+        "   API server {} (HTTPS); kubeconfig {}",
+        server.url,
+        kubeconfig_path.display()
+    );
+    print_disks(&store)?;
+    let before = disks(&store);
 
-        say(&format!("3/5  csi-migrate plan statefulset {STATEFULSET} -n {NAMESPACE} --to-storageclass {TARGET_CLASS}"))?;
-        let (plan, statefulset) =
-            load_and_plan(client.clone(), NAMESPACE, STATEFULSET, TARGET_CLASS, PlanOptions::default()).await?;
-        print!("{}", render_table(&plan, &statefulset));
-
-        let work_dir = dir.join("work");
-        say(&format!("4/5  csi-migrate migrate … --work-dir {} --yes (one replica at a time)", work_dir.display()))?;
-        let summary = migrate(client, &work_dir, &plan, &statefulset, &run_options(300)).await.map_err(Failure::failed)?;
-        println!("   {} steps done; backups and journal in {}", summary.executed, work_dir.display());
-
-        say("5/5  Afterwards: the same claims on native CSI volumes, the same disks, the same bytes")?;
-        // Let the recreated StatefulSet settle before reading the final state.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        print_disks(&store)?;
-        let after = disks(&store);
-        running_controllers.abort();
-        server.shutdown();
-        let migrated = claim_volumes(&store).values().all(|(driver, _)| driver == "ebs.csi.aws.com");
-        let kept = before.iter().all(|(id, (sha, _))| after.get(id).is_some_and(|(now, _)| now == sha));
-        if !(migrated && kept && before.len() == after.len()) {
-            return Err(Failure::failed(anyhow!(
-                "the demo did not end as it should: every claim on CSI: {migrated}, every disk and its data kept: {kept}"
-            )));
-        }
-        println!(
-            "\n   {} disks, {} unchanged checksums, every claim now on ebs.csi.aws.com.\n   \
-             Try it by hand: csi-migrate sim --scenario ebs-statefulset --kubeconfig-out /tmp/kc, then \
-             KUBECONFIG=/tmp/kc csi-migrate plan statefulset web -n default --to-storageclass gp2-csi",
-            after.len(),
-            before.len()
+    step(
+        2,
+        "csi-migrate scan: what is still in-tree, and what blocks moving it",
+    )?;
+    let options = live::LiveOptions {
+        kubeconfig: Some(kubeconfig_path.clone()),
+        context: None,
+        namespace: None,
+    };
+    let client = live::client(&options).await.map_err(Failure::failed)?;
+    let snapshot = live::load_cluster(client.clone(), None)
+        .await
+        .map_err(Failure::failed)?;
+    let report = scan(&snapshot, &ScanOptions { namespace: None });
+    let table = render::table::render(&report, io::stdout().is_terminal());
+    if case.full_scan {
+        print!("{table}");
+    } else {
+        // The summary lines only; the first case showed a whole report.
+        print!(
+            "{}",
+            table
+                .lines()
+                .take(3)
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
         );
-        let _ = std::fs::remove_dir_all(&dir);
-        Ok(())
-    })
+    }
+
+    step(
+        3,
+        &format!(
+            "csi-migrate plan statefulset {STATEFULSET} -n {NAMESPACE} --to-storageclass {}",
+            case.target_class
+        ),
+    )?;
+    let (plan, statefulset) = load_and_plan(
+        client.clone(),
+        NAMESPACE,
+        STATEFULSET,
+        case.target_class,
+        PlanOptions::default(),
+    )
+    .await?;
+    print!("{}", render_table(&plan, &statefulset));
+
+    let work_dir = dir.join("work");
+    step(
+        4,
+        &format!(
+            "csi-migrate migrate … --work-dir {} --yes (one replica at a time)",
+            work_dir.display()
+        ),
+    )?;
+    let summary = migrate(client, &work_dir, &plan, &statefulset, &run_options(300))
+        .await
+        .map_err(Failure::failed)?;
+    println!(
+        "   {} steps done; backups and journal in {}",
+        summary.executed,
+        work_dir.display()
+    );
+
+    step(
+        5,
+        "Afterwards: the same claims on native CSI volumes, the same disks, the same bytes",
+    )?;
+    // Let the recreated StatefulSet settle before reading the final state.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    print_disks(&store)?;
+    let after = disks(&store);
+    running_controllers.abort();
+    server.shutdown();
+    let migrated = claim_volumes(&store)
+        .values()
+        .all(|(driver, _)| driver == case.driver);
+    let kept = before
+        .iter()
+        .all(|(id, (sha, _))| after.get(id).is_some_and(|(now, _)| now == sha));
+    if !(migrated && kept && before.len() == after.len()) {
+        return Err(Failure::failed(anyhow!(
+            "the demo did not end as it should: every claim on {}: {migrated}, every disk and its data kept: {kept}",
+            case.driver
+        )));
+    }
+    println!(
+        "\n   {} disks, {} unchanged checksums, every claim now on {}.",
+        after.len(),
+        before.len(),
+        case.driver
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
