@@ -1529,15 +1529,15 @@ mod demo {
     use super::*;
 
     #[test]
-    fn demo_migrates_the_statefulset_in_place_and_keeps_every_byte() {
+    fn demo_migrates_ebs_and_vsphere_statefulsets_in_place_and_keeps_every_byte() {
         let out = run(&["demo"], "");
         assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
         let text = stdout(&out);
-        assert!(text.contains("== 2/5  csi-migrate scan"), "{text}");
-        assert!(
-            text.contains("3 disks, 3 unchanged checksums, every claim now on ebs.csi.aws.com."),
-            "{text}"
-        );
+        assert!(text.contains("== 1.2  csi-migrate scan"), "{text}");
+        for driver in ["ebs.csi.aws.com", "csi.vsphere.vmware.com"] {
+            let done = format!("3 disks, 3 unchanged checksums, every claim now on {driver}.");
+            assert!(text.contains(&done), "{text}");
+        }
         assert!(stderr(&out).contains("CREATE statefulset default/web on the target class"));
     }
 }
