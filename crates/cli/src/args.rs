@@ -73,6 +73,14 @@ pub enum Command {
     /// Restore the original in-tree objects (same disks) of a completed or interrupted
     /// migration from its work dir; run it again to continue an interrupted rollback.
     Rollback(ResumeArgs),
+
+    /// Google Distributed Cloud's `preflight`: the same as `plan statefulset NAME -n NS
+    /// --to-storageclass CSI`, after checking that the claims come from the in-tree class.
+    Preflight(PreflightArgs),
+
+    /// Google Distributed Cloud's `rolling-migration all`: the same as `migrate statefulset
+    /// NAME -n NS --to-storageclass CSI --work-dir DIR`, after the same class check.
+    RollingMigration(RollingMigrationArgs),
 }
 
 /// Which cluster to talk to, as with kubectl.
@@ -421,4 +429,60 @@ pub enum FailOn {
     Warning,
     /// Always exit 0 after a successful scan.
     Never,
+}
+
+/// The StatefulSet and classes as Google Distributed Cloud's migration tool names them.
+#[derive(Debug, clap::Args)]
+pub struct GdcStatefulSetArgs {
+    /// The StatefulSet.
+    #[arg(long, value_name = "NAME")]
+    pub sts_name: String,
+
+    /// Its namespace.
+    #[arg(long, value_name = "NS", default_value = "default")]
+    pub sts_namespace: String,
+
+    /// The in-tree StorageClass its claims must come from.
+    #[arg(long, value_name = "SC")]
+    pub intree_storageclass: String,
+
+    /// The CSI StorageClass the volumes move to.
+    #[arg(long, value_name = "SC")]
+    pub csi_storageclass: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PreflightArgs {
+    #[command(flatten)]
+    pub target: GdcStatefulSetArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub vcenter: VcenterArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollingMigrationArgs {
+    /// What to migrate: `all` replicas, one at a time.
+    #[arg(value_parser = ["all"])]
+    pub scope: String,
+
+    #[command(flatten)]
+    pub target: GdcStatefulSetArgs,
+
+    /// Directory for the lock, backups, plan and journal.
+    #[arg(long, value_name = "DIR")]
+    pub working_directory: PathBuf,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub vcenter: VcenterArgs,
 }

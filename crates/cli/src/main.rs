@@ -2,6 +2,7 @@
 
 mod args;
 mod demo_cmd;
+mod gdc_compat;
 mod manifest_io;
 mod migrate_cmd;
 mod plan_cmd;
@@ -110,6 +111,8 @@ fn main() -> ExitCode {
         Command::Migrate(args) => migrate_cmd::run(&args),
         Command::Resume(args) => migrate_cmd::resume(&args),
         Command::Rollback(args) => migrate_cmd::rollback(&args),
+        Command::Preflight(args) => gdc_compat::preflight(args),
+        Command::RollingMigration(args) => gdc_compat::rolling_migration(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1322,6 +1322,63 @@ mod migrate {
     }
 
     #[test]
+    fn gdc_preflight_and_rolling_migration_invocations_mean_plan_and_migrate() {
+        let sim = EbsSim::start("gdc");
+        let target = [
+            "--sts-name",
+            "web",
+            "--sts-namespace",
+            "default",
+            "--csi-storageclass",
+            "gp2-csi",
+        ];
+        let mut preflight = vec!["preflight", "--intree-storageclass", "gp2"];
+        preflight.extend(target);
+        let out = sim.run(&preflight);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .contains("statefulset default/web → storageclass gp2-csi")
+        );
+
+        let mut wrong = vec!["preflight", "--intree-storageclass", "thin"];
+        wrong.extend(target);
+        let out = sim.run(&wrong);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("is not on --intree-storageclass \"thin\"")
+        );
+
+        let work_dir = sim.dir.join("gdc-work");
+        let mut rolling = vec![
+            "rolling-migration",
+            "all",
+            "--intree-storageclass",
+            "gp2",
+            "--yes",
+            "--working-directory",
+        ];
+        rolling.push(work_dir.to_str().unwrap());
+        rolling.extend(target);
+        let out = sim.run(&rolling);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("migration complete"));
+        assert!(
+            work_dir.join("journal.jsonl").exists()
+                || std::fs::read_dir(&work_dir).unwrap().count() > 0
+        );
+    }
+
+    #[test]
     fn plan_migrate_and_resume_through_the_binary() {
         let sim = EbsSim::start("full");
         let plan = sim.run(&[
