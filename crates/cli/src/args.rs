@@ -167,6 +167,11 @@ pub struct PlanStatefulSetArgs {
     #[arg(long, value_enum, value_name = "POLICY")]
     pub reclaim_policy: Option<ReclaimPolicyArg>,
 
+    /// GCP project for GCE PD handles (translation leaves it `UNSPECIFIED`, which a native
+    /// CSI PV cannot carry).
+    #[arg(long, value_name = "PROJECT")]
+    pub gce_project: Option<String>,
+
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = PlanOutput::Table)]
     pub output: PlanOutput,
@@ -232,6 +237,11 @@ pub struct MigrateStatefulSetArgs {
     /// Reclaim policy of the new PVs, set once they are Bound (default: each old PV's own).
     #[arg(long, value_enum, value_name = "POLICY")]
     pub reclaim_policy: Option<ReclaimPolicyArg>,
+
+    /// GCP project for GCE PD handles (translation leaves it `UNSPECIFIED`, which a native
+    /// CSI PV cannot carry).
+    #[arg(long, value_name = "PROJECT")]
+    pub gce_project: Option<String>,
 
     /// Longest any single wait (pod gone, claim Bound, pod Ready…) may take, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]

@@ -13,7 +13,7 @@ use csi_migrate_migrate::{
 };
 
 use crate::args::{MigrateArgs, MigrateWorkload, ReclaimPolicyArg, ResumeArgs};
-use crate::plan_cmd::{connect, load_resolve_and_plan, render_table, vcenter_config};
+use crate::plan_cmd::{Resolution, connect, load_resolve_and_plan, render_table, vcenter_config};
 use crate::{Failure, runtime};
 
 /// Runs `migrate`.
@@ -40,8 +40,11 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
         &args.name,
         &args.to_storageclass,
         options,
-        vcenter.clone(),
-        !args.dry_run,
+        Resolution {
+            vcenter: vcenter.clone(),
+            may_register: !args.dry_run,
+            gce_project: args.gce_project.clone(),
+        },
     ))?;
     let mut err = io::stderr().lock();
     err.write_all(render_table(&plan, &snapshot).as_bytes())?;
@@ -78,8 +81,11 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
             &args.name,
             &args.to_storageclass,
             options,
-            vcenter,
-            true,
+            Resolution {
+                vcenter,
+                may_register: true,
+                gce_project: args.gce_project.clone(),
+            },
         ))?;
         if fresh.steps != plan.steps {
             return Err(Failure::failed(anyhow!(

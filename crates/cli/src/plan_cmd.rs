@@ -33,8 +33,11 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
             &args.name,
             &args.to_storageclass,
             options,
-            vcenter,
-            false,
+            Resolution {
+                vcenter,
+                may_register: false,
+                gce_project: args.gce_project.clone(),
+            },
         )
         .await?;
         Ok::<_, Failure>((plan, snapshot))
@@ -138,27 +141,50 @@ pub async fn load_and_plan(
     target: &str,
     options: PlanOptions,
 ) -> Result<(Plan, StatefulSetSnapshot), Failure> {
-    load_resolve_and_plan(client, namespace, name, target, options, None, false).await
+    load_resolve_and_plan(
+        client,
+        namespace,
+        name,
+        target,
+        options,
+        Resolution::default(),
+    )
+    .await
 }
 
-/// [`load_and_plan`] with a vCenter for vSphere volumes; `may_register` lets it register
-/// VMDKs with CNS (a real `migrate`), otherwise it only looks ids up.
+/// How volume identities are resolved before planning.
+#[derive(Debug, Clone, Default)]
+pub struct Resolution {
+    /// A vCenter for vSphere volumes without a CnsVSphereVolumeMigration record.
+    pub vcenter: Option<VcenterConfig>,
+    /// Whether VMDKs may be registered with CNS (a real `migrate`); else ids are only looked up.
+    pub may_register: bool,
+    /// The project for GCE handles that translation leaves `UNSPECIFIED`.
+    pub gce_project: Option<String>,
+}
+
+/// [`load_and_plan`] resolving volume identities as `resolution` says.
 pub async fn load_resolve_and_plan(
     client: Client,
     namespace: &str,
     name: &str,
     target: &str,
     options: PlanOptions,
-    vcenter: Option<VcenterConfig>,
-    may_register: bool,
+    resolution: Resolution,
 ) -> Result<(Plan, StatefulSetSnapshot), Failure> {
+    let Resolution {
+        vcenter,
+        may_register,
+        gce_project,
+    } = resolution;
     let mut snapshot = load_statefulset_snapshot(&client, namespace, name)
         .await
         .map_err(|e| match e {
             LoadError::NotFound { .. } => Failure::bad_input(e),
             other => Failure::failed(other),
         })?;
-    let resolver = VsphereResolver::new(client, vcenter, may_register);
+    let resolver =
+        VsphereResolver::new(client, vcenter, may_register).with_gce_project(gce_project);
     resolve_snapshot(&resolver, &mut snapshot).await;
     match plan_statefulset(&snapshot, target, options) {
         Ok(plan) => Ok((plan, snapshot)),

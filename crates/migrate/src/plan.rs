@@ -809,6 +809,17 @@ fn plan_volume(
         csi.driver = resolved.driver.clone();
         csi.volume_handle = resolved.volume_handle.clone();
         csi.volume_attributes = Some(resolved.volume_attributes.clone()).filter(|a| !a.is_empty());
+    } else if let Some(reason) = snapshot
+        .unresolved_volumes
+        .get(&volume_name)
+        .filter(|_| csi.driver != CSI_VSPHERE)
+    {
+        block(
+            pv_object_name,
+            "spec",
+            format!("cannot name this disk as a CSI volume: {reason}"),
+        );
+        return None;
     } else if csi.driver == CSI_VSPHERE {
         let reason = snapshot
             .unresolved_volumes

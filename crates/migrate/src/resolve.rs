@@ -158,9 +158,54 @@ pub struct VsphereResolver {
     /// One registration at a time (the CSI driver's per-path mutex: an FCD bug could mint
     /// two ids for one VMDK registered in parallel).
     registering: tokio::sync::Mutex<()>,
+    /// The GCE project put into GCE handles translation leaves as `UNSPECIFIED`.
+    gce_project: Option<String>,
+}
+
+/// GCE PD handles: translation cannot know the project (`projects/UNSPECIFIED/…`), which
+/// the driver repairs for migrated volumes only; a native CSI PV must carry the real one.
+/// A zone translation did not know (no zone label on the PV) is an error either way.
+pub fn complete_gce_handle(
+    resolved: &mut ResolvedVolume,
+    project: Option<&str>,
+) -> Result<(), ResolveError> {
+    const UNSPECIFIED: &str = csi_migrate_translate::plugins::gce_pd::UNSPECIFIED;
+    if resolved.driver != csi_migrate_translate::plugins::gce_pd::DRIVER_NAME {
+        return Ok(());
+    }
+    let mut parts: Vec<String> = resolved
+        .volume_handle
+        .split('/')
+        .map(str::to_owned)
+        .collect();
+    if parts.len() < 6 {
+        return Ok(());
+    }
+    if parts[3] == UNSPECIFIED {
+        return Err(ResolveError::Translate(
+            "the GCE disk's zone is unknown (no topology.kubernetes.io/zone label on the PV): label the PV with its zone".into(),
+        ));
+    }
+    if parts[1] == UNSPECIFIED {
+        let Some(project) = project else {
+            return Err(ResolveError::Translate(
+                "the GCE handle would name project UNSPECIFIED: pass --gce-project with the disk's project".into(),
+            ));
+        };
+        parts[1] = project.to_owned();
+        resolved.volume_handle = parts.join("/");
+        resolved.source = format!("{} + --gce-project", resolved.source);
+    }
+    Ok(())
 }
 
 impl VsphereResolver {
+    /// Also completes GCE handles with `project` (see [`complete_gce_handle`]).
+    pub fn with_gce_project(mut self, project: Option<String>) -> Self {
+        self.gce_project = project;
+        self
+    }
+
     /// A resolver reading records through `kube`; `vcenter` enables registration when
     /// `may_register` (a `migrate` run; `plan` and `--dry-run` only look up).
     pub fn new(kube: Client, vcenter: Option<VcenterConfig>, may_register: bool) -> Self {
@@ -169,6 +214,7 @@ impl VsphereResolver {
             vcenter,
             may_register,
             registering: tokio::sync::Mutex::new(()),
+            gce_project: None,
         }
     }
 
@@ -339,7 +385,11 @@ impl VolumeHandleResolver for VsphereResolver {
                 .map(|v| v.volume_path.clone());
             match path {
                 Some(path) => self.resolve_vsphere(pv, &path).await,
-                None => TranslationResolver::translate(pv),
+                None => {
+                    let mut resolved = TranslationResolver::translate(pv)?;
+                    complete_gce_handle(&mut resolved, self.gce_project.as_deref())?;
+                    Ok(resolved)
+                }
             }
         })
     }
@@ -574,6 +624,72 @@ mod tests {
         }
     }
 
+    /// The 3-replica snapshot on GCE PD, zone-labelled: `standard` → `standard-csi`.
+    fn gce_snapshot() -> StatefulSetSnapshot {
+        let mut value = snapshot_json(3);
+        for i in 0..3 {
+            let pv = &mut value["volumes"][i];
+            pv["spec"]
+                .as_object_mut()
+                .unwrap()
+                .remove("awsElasticBlockStore");
+            pv["spec"]["gcePersistentDisk"] =
+                json!({"pdName": format!("disk-{i}"), "fsType": "ext4"});
+            pv["metadata"]["labels"] = json!({"topology.kubernetes.io/zone": "europe-west1-b"});
+        }
+        value["storageClasses"] = json!([
+            {"metadata": {"name": "standard"}, "provisioner": "kubernetes.io/gce-pd"},
+            {"metadata": {"name": "standard-csi"}, "provisioner": "pd.csi.storage.gke.io"}
+        ]);
+        value["csiDrivers"] = json!([{"metadata": {"name": "pd.csi.storage.gke.io"}}]);
+        serde_json::from_value::<StatefulSetSnapshot>(value).unwrap()
+    }
+
+    /// Resolves like the CLI's resolver does for non-vSphere volumes, with a GCE project.
+    struct GceResolver(Option<&'static str>);
+
+    impl VolumeHandleResolver for GceResolver {
+        fn resolve<'a>(
+            &'a self,
+            pv: &'a PersistentVolume,
+        ) -> BoxFuture<'a, Result<ResolvedVolume, ResolveError>> {
+            Box::pin(async move {
+                let mut resolved = TranslationResolver::translate(pv)?;
+                complete_gce_handle(&mut resolved, self.0)?;
+                Ok(resolved)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn gce_volumes_block_without_a_project_and_plan_with_one() {
+        let mut blocked = gce_snapshot();
+        resolve_snapshot(&GceResolver(None), &mut blocked).await;
+        let err = plan_statefulset(&blocked, "standard-csi", PlanOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("--gce-project"), "{err}");
+
+        let mut ready = gce_snapshot();
+        resolve_snapshot(&GceResolver(Some("shop-prod")), &mut ready).await;
+        let plan = plan_statefulset(&ready, "standard-csi", PlanOptions::default()).unwrap();
+        let handles: Vec<String> = plan
+            .volumes()
+            .filter_map(|v| {
+                v.new_volume
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.csi.as_ref())
+                    .map(|c| c.volume_handle.clone())
+            })
+            .collect();
+        assert_eq!(handles.len(), 3);
+        assert!(
+            handles
+                .iter()
+                .all(|h| h.starts_with("projects/shop-prod/zones/europe-west1-b/disks/disk-")),
+            "{handles:?}"
+        );
+    }
+
     #[test]
     fn vsphere_without_any_resolution_still_blocks() {
         let snapshot = vsphere_snapshot();
@@ -606,5 +722,44 @@ mod tests {
             cluster_id: "c".into(),
         };
         assert!(!format!("{config:?}").contains("Sup3r-secret"));
+    }
+}
+
+#[cfg(test)]
+mod gce_tests {
+    use super::*;
+
+    fn gce(handle: &str) -> ResolvedVolume {
+        ResolvedVolume {
+            driver: "pd.csi.storage.gke.io".into(),
+            volume_handle: handle.into(),
+            volume_attributes: Default::default(),
+            source: "translation".into(),
+        }
+    }
+
+    #[test]
+    fn gce_handles_get_the_project_or_a_reason() {
+        let mut zonal = gce("projects/UNSPECIFIED/zones/europe-west1-b/disks/d");
+        assert!(complete_gce_handle(&mut zonal.clone(), None).is_err());
+        complete_gce_handle(&mut zonal, Some("shop-prod")).ok();
+        assert_eq!(
+            zonal.volume_handle,
+            "projects/shop-prod/zones/europe-west1-b/disks/d"
+        );
+        let mut regional = gce("projects/UNSPECIFIED/regions/europe-west1/disks/d");
+        complete_gce_handle(&mut regional, Some("p")).ok();
+        assert_eq!(
+            regional.volume_handle,
+            "projects/p/regions/europe-west1/disks/d"
+        );
+        let unknown_zone = complete_gce_handle(
+            &mut gce("projects/UNSPECIFIED/zones/UNSPECIFIED/disks/d"),
+            Some("p"),
+        );
+        assert!(unknown_zone.is_err_and(|e| e.to_string().contains("zone is unknown")));
+        let mut ebs = gce("vol-1");
+        ebs.driver = "ebs.csi.aws.com".into();
+        assert!(complete_gce_handle(&mut ebs, None).is_ok());
     }
 }
