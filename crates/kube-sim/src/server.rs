@@ -333,7 +333,30 @@ async fn handle(
             }
         }
     }
-    match serve_resource(&server, &method, &path, &query, &headers, &body) {
+    // dryRun=All comes as a query parameter, or for DELETE inside the DeleteOptions body.
+    let in_body = method == Method::DELETE
+        && serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|b| b.get("dryRun").and_then(Value::as_array).cloned())
+            .is_some_and(|modes| modes.iter().any(|m| m == "All"));
+    let dry_run =
+        (query.get("dryRun").is_some_and(|d| d == "All") || in_body) && method != Method::GET;
+    let served = if dry_run {
+        server
+            .store
+            .dry_run(|copy| serve_resource(&server, copy, &method, &path, &query, &headers, &body))
+    } else {
+        serve_resource(
+            &server,
+            &server.store,
+            &method,
+            &path,
+            &query,
+            &headers,
+            &body,
+        )
+    };
+    match served {
         Ok(Served::Json(status, value)) => json_response(status, &value),
         Ok(Served::Watch(watched)) => {
             let (target, options) = *watched;
@@ -399,15 +422,16 @@ enum Served {
     Watch(Box<(Target, ListOptions)>),
 }
 
+/// Serves one resource request against `store` (the cluster, or a dry-run copy of it).
 fn serve_resource(
     server: &ApiServer,
+    store: &Arc<Store>,
     method: &Method,
     path: &str,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Served, ApiError> {
-    let store = &server.store;
     let target = server.target(path)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)

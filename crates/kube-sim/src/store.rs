@@ -117,6 +117,7 @@ pub struct WatchStart {
 
 type ObjectKey = (String, String); // (namespace, name)
 
+#[derive(Clone)]
 struct State {
     resource_version: u64,
     resources: Vec<ResourceType>,
@@ -1053,6 +1054,21 @@ impl Store {
             live,
             too_old,
         })
+    }
+
+    /// Runs `operation` against a throwaway copy of the cluster: what `dryRun=All` does —
+    /// every default, admission and validation step runs, nothing is stored or announced.
+    pub fn dry_run<T>(
+        &self,
+        operation: impl FnOnce(&Arc<Store>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let (events, _) = broadcast::channel(16);
+        let copy = Arc::new(Store {
+            state: Mutex::new(self.lock().clone()),
+            events,
+            cloud: Cloud::default(),
+        });
+        operation(&copy)
     }
 
     /// A feed of every change from now on.

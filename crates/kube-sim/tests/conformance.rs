@@ -2300,3 +2300,72 @@ async fn an_idle_watch_gets_bookmarks_and_ends_at_its_timeout() {
         );
     }
 }
+
+#[tokio::test]
+async fn dry_run_writes_validate_and_default_but_store_nothing() {
+    let (_server, client) = start(false, 1000).await;
+    let pvs: Api<PersistentVolume> = Api::all(client);
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let would_be = pvs.create(&dry, &pv("dry")).await.unwrap();
+    assert_eq!(
+        would_be.metadata.finalizers.as_deref(),
+        Some(&["kubernetes.io/pv-protection".to_owned()][..])
+    );
+    assert_eq!(
+        api_error(pvs.get("dry").await.unwrap_err()).0,
+        404,
+        "a dry-run create stores nothing"
+    );
+
+    pvs.create(&PostParams::default(), &pv("real"))
+        .await
+        .unwrap();
+    let before = pvs.get("real").await.unwrap().metadata.resource_version;
+    let invalid =
+        json!({"spec": {"gcePersistentDisk": null, "csi": {"driver": "d", "volumeHandle": "h"}}});
+    let dry_patch = PatchParams {
+        dry_run: true,
+        ..PatchParams::default()
+    };
+    assert_eq!(
+        api_error(
+            pvs.patch("real", &dry_patch, &Patch::Merge(&invalid))
+                .await
+                .unwrap_err()
+        )
+        .0,
+        422
+    );
+    let retain = json!({"spec": {"persistentVolumeReclaimPolicy": "Retain"}});
+    let patched = pvs
+        .patch("real", &dry_patch, &Patch::Merge(&retain))
+        .await
+        .unwrap();
+    assert_eq!(
+        patched
+            .spec
+            .unwrap()
+            .persistent_volume_reclaim_policy
+            .as_deref(),
+        Some("Retain")
+    );
+    let dry_delete = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    };
+    pvs.delete("real", &dry_delete).await.unwrap();
+    let after = pvs.get("real").await.unwrap();
+    assert_eq!(after.metadata.resource_version, before, "nothing changed");
+    assert!(after.metadata.deletion_timestamp.is_none());
+    assert_eq!(
+        after
+            .spec
+            .unwrap()
+            .persistent_volume_reclaim_policy
+            .as_deref(),
+        Some("Delete")
+    );
+}
