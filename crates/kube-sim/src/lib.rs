@@ -4,17 +4,25 @@
 //! Start with [`serve`] over a [`Store`]; [`kubeconfig::kubeconfig`] writes the
 //! matching kubeconfig.
 //!
-//! What is simulated today: discovery; create/get/list/update/patch/delete with
-//! server-set metadata, one cluster-wide resourceVersion, optimistic concurrency,
-//! the status subresource, finalizers and deletion (preconditions, propagation
-//! policies, graceful pod deletion), create-time defaults and protection finalizers,
-//! the PV/PVC/StatefulSet immutability rules; JSON, merge, strategic-merge and
-//! (create-or-merge) apply patches; label and field selectors, pagination; watches
-//! with bookmarks, timeouts and `410` as an ERROR event from a bounded history;
-//! CustomResourceDefinitions stored generically; controllers for PVC and PV
-//! protection and the garbage collector (orphan, background, foreground). Deliberate simplifications: a
-//! continued list reads current objects after the last key rather than a snapshot
-//! at the first page's resourceVersion; server-side apply does not track field managers.
+//! The API server ([`server`], [`store`], [`admission`], [`patch`], [`selector`]):
+//! discovery and an OpenAPI v3 index (kubectl validates server-side); create, get, list,
+//! update, patch, delete with server-set metadata, one cluster-wide resourceVersion,
+//! optimistic concurrency, the status and binding subresources, `dryRun=All`; finalizers
+//! and deletion (preconditions, propagation policies, graceful pod deletion, namespace
+//! termination); create-time defaults and protection finalizers; the PV, PVC, pod and
+//! StatefulSet immutability rules with the real 422 texts; JSON, merge, strategic-merge
+//! and (create-or-merge) apply patches; label and field selectors, pagination,
+//! metadata-only lists; watches with bookmarks, timeouts and `410` as an ERROR event from
+//! a bounded history; CustomResourceDefinitions stored generically; [`faults`] injection.
+//!
+//! The controllers ([`controllers`]): PV binding and reclaim, provisioning for in-tree
+//! and CSI classes, PVC/PV protection, the garbage collector, StatefulSet, Deployment,
+//! attach/detach with the external-attacher, and a scheduler/kubelet stand-in — over the
+//! fake disks of [`cloud`]. [`scenario`] builds realistic starting points.
+//!
+//! Deliberate simplifications: a continued list reads current objects after the last
+//! key rather than a snapshot at the first page's resourceVersion; server-side apply does
+//! not track field managers; request bodies are JSON or YAML (protobuf gets a 415).
 
 pub mod admission;
 pub mod api_error;
