@@ -65,8 +65,15 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
         let mut answer = String::new();
         io::stdin().lock().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            // Resolving vSphere ids may already have registered VMDKs with CNS (what the
+            // CSI driver itself does, harmless); no Kubernetes object was touched.
+            let registered = if vcenter.is_some() && !args.dry_run {
+                " (VMDKs registered with CNS to show their ids stay registered)"
+            } else {
+                ""
+            };
             return Err(Failure::failed(anyhow!(
-                "not confirmed; nothing was changed"
+                "not confirmed; no Kubernetes object was changed{registered}"
             )));
         }
     }
