@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use csi_migrate_translate::Translator;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Node, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec, Volume,
+    Node, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec, Volume,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
@@ -389,6 +389,22 @@ struct WorkloadSet<'a> {
 }
 
 impl<'a> WorkloadSet<'a> {
+    /// [`Self::add`] for a controller: its pods' spec and labels come from `template`.
+    fn add_templated(
+        &mut self,
+        kind: WorkloadKind,
+        meta: &'a ObjectMeta,
+        replicas: Option<i32>,
+        template: Option<&'a PodTemplateSpec>,
+        stateful_set: Option<&'a StatefulSet>,
+    ) {
+        let spec = template.and_then(|t| t.spec.as_ref());
+        let labels = template
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.as_ref());
+        self.add(kind, meta, replicas, spec, labels, stateful_set);
+    }
+
     fn add(
         &mut self,
         kind: WorkloadKind,
@@ -615,16 +631,11 @@ impl<'a> ClusterView<'a> {
             .iter()
             .filter(|o| in_scope(&o.metadata))
         {
-            let spec = Some(&sts.spec);
-            let template = spec.map(|s| &s.template);
-            found.add(
+            found.add_templated(
                 WorkloadKind::StatefulSet,
                 &sts.metadata,
-                Some(spec.and_then(|s| s.replicas).unwrap_or(1)),
-                template.and_then(|t| t.spec.as_ref()),
-                template
-                    .and_then(|t| t.metadata.as_ref())
-                    .and_then(|m| m.labels.as_ref()),
+                Some(sts.spec.replicas.unwrap_or(1)),
+                Some(&sts.spec.template),
                 Some(sts),
             );
         }
@@ -633,16 +644,11 @@ impl<'a> ClusterView<'a> {
             .iter()
             .filter(|o| in_scope(&o.metadata))
         {
-            let spec = Some(&d.spec);
-            let template = spec.map(|s| &s.template);
-            found.add(
+            found.add_templated(
                 WorkloadKind::Deployment,
                 &d.metadata,
-                Some(spec.and_then(|s| s.replicas).unwrap_or(1)),
-                template.and_then(|t| t.spec.as_ref()),
-                template
-                    .and_then(|t| t.metadata.as_ref())
-                    .and_then(|m| m.labels.as_ref()),
+                Some(d.spec.replicas.unwrap_or(1)),
+                Some(&d.spec.template),
                 None,
             );
         }
@@ -651,15 +657,11 @@ impl<'a> ClusterView<'a> {
             .iter()
             .filter(|o| in_scope(&o.metadata))
         {
-            let template = Some(&d.spec.template);
-            found.add(
+            found.add_templated(
                 WorkloadKind::DaemonSet,
                 &d.metadata,
                 None,
-                template.and_then(|t| t.spec.as_ref()),
-                template
-                    .and_then(|t| t.metadata.as_ref())
-                    .and_then(|m| m.labels.as_ref()),
+                Some(&d.spec.template),
                 None,
             );
         }
@@ -673,45 +675,24 @@ impl<'a> ClusterView<'a> {
             }
             let spec = Some(&rs.spec);
             let template = spec.and_then(|s| s.template.as_ref());
-            found.add(
+            found.add_templated(
                 WorkloadKind::ReplicaSet,
                 &rs.metadata,
                 Some(spec.and_then(|s| s.replicas).unwrap_or(1)),
-                template.and_then(|t| t.spec.as_ref()),
-                template
-                    .and_then(|t| t.metadata.as_ref())
-                    .and_then(|m| m.labels.as_ref()),
+                template,
                 None,
             );
         }
         for cj in snapshot.cron_jobs.iter().filter(|o| in_scope(&o.metadata)) {
             let template = cj.spec.job_template.spec.as_ref().map(|s| &s.template);
-            found.add(
-                WorkloadKind::CronJob,
-                &cj.metadata,
-                None,
-                template.and_then(|t| t.spec.as_ref()),
-                template
-                    .and_then(|t| t.metadata.as_ref())
-                    .and_then(|m| m.labels.as_ref()),
-                None,
-            );
+            found.add_templated(WorkloadKind::CronJob, &cj.metadata, None, template, None);
         }
         for job in snapshot.jobs.iter().filter(|o| in_scope(&o.metadata)) {
             if controller_of(&job.metadata).is_some_and(|o| o.kind == "CronJob") {
                 continue;
             }
             let template = job.spec.as_ref().map(|s| &s.template);
-            found.add(
-                WorkloadKind::Job,
-                &job.metadata,
-                None,
-                template.and_then(|t| t.spec.as_ref()),
-                template
-                    .and_then(|t| t.metadata.as_ref())
-                    .and_then(|m| m.labels.as_ref()),
-                None,
-            );
+            found.add_templated(WorkloadKind::Job, &job.metadata, None, template, None);
         }
 
         // Owner chains: ReplicaSet → Deployment, Job → CronJob.
