@@ -763,6 +763,37 @@ impl VcenterClient {
             })
     }
 
+    /// Sends one session-authenticated request on a datastore file's `/folder` URL.
+    async fn send_folder(
+        &self,
+        method: reqwest::Method,
+        datastore: &Datastore,
+        path: &str,
+        body: Option<Vec<u8>>,
+        operation: &str,
+    ) -> Result<reqwest::Response, VsphereError> {
+        let session = self
+            .session
+            .as_ref()
+            .ok_or_else(|| VsphereError::NotLoggedIn {
+                operation: operation.into(),
+            })?;
+        let mut request = self
+            .http
+            .request(method, self.folder_url(datastore, path)?)
+            .header(COOKIE, session.cookie_header.clone());
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        request
+            .send()
+            .await
+            .map_err(|source| VsphereError::Transport {
+                operation: operation.into(),
+                source,
+            })
+    }
+
     /// Whether a file exists on the datastore (HTTP `HEAD` on `/folder`).
     pub async fn datastore_file_exists(
         &mut self,
@@ -770,23 +801,9 @@ impl VcenterClient {
         path: &str,
     ) -> Result<bool, VsphereError> {
         const OP: &str = "HEAD /folder";
-        let session = self
-            .session
-            .clone()
-            .ok_or_else(|| VsphereError::NotLoggedIn {
-                operation: OP.into(),
-            })?;
-        let url = self.folder_url(datastore, path)?;
         let response = self
-            .http
-            .head(url)
-            .header(COOKIE, session.cookie_header)
-            .send()
-            .await
-            .map_err(|source| VsphereError::Transport {
-                operation: OP.into(),
-                source,
-            })?;
+            .send_folder(reqwest::Method::HEAD, datastore, path, None, OP)
+            .await?;
         match response.status() {
             StatusCode::OK => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -805,24 +822,9 @@ impl VcenterClient {
         bytes: Vec<u8>,
     ) -> Result<(), VsphereError> {
         const OP: &str = "PUT /folder";
-        let session = self
-            .session
-            .clone()
-            .ok_or_else(|| VsphereError::NotLoggedIn {
-                operation: OP.into(),
-            })?;
-        let url = self.folder_url(datastore, path)?;
         let response = self
-            .http
-            .put(url)
-            .header(COOKIE, session.cookie_header)
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|source| VsphereError::Transport {
-                operation: OP.into(),
-                source,
-            })?;
+            .send_folder(reqwest::Method::PUT, datastore, path, Some(bytes), OP)
+            .await?;
         if response.status().is_success() {
             Ok(())
         } else {
@@ -840,31 +842,23 @@ impl VcenterClient {
         path: &str,
     ) -> Result<Vec<u8>, VsphereError> {
         const OP: &str = "GET /folder";
-        let session = self
-            .session
-            .clone()
-            .ok_or_else(|| VsphereError::NotLoggedIn {
-                operation: OP.into(),
-            })?;
-        let url = self.folder_url(datastore, path)?;
-        let transport = |source| VsphereError::Transport {
-            operation: OP.into(),
-            source,
-        };
         let response = self
-            .http
-            .get(url)
-            .header(COOKIE, session.cookie_header)
-            .send()
-            .await
-            .map_err(transport)?;
+            .send_folder(reqwest::Method::GET, datastore, path, None, OP)
+            .await?;
         if !response.status().is_success() {
             return Err(VsphereError::HttpStatus {
                 operation: OP.into(),
                 status: response.status().as_u16(),
             });
         }
-        Ok(response.bytes().await.map_err(transport)?.to_vec())
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| VsphereError::Transport {
+                operation: OP.into(),
+                source,
+            })?;
+        Ok(bytes.to_vec())
     }
 
     /// `FileManager.MakeDirectory` (with parents) for a datastore-relative directory.
