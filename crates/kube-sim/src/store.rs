@@ -780,35 +780,29 @@ impl Store {
     ) -> Result<Deleted, ApiError> {
         let mut state = self.lock();
         let (store_key, key, current) = Self::stored(&state, rt, namespace, name)?;
-        let uid = current
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if let Some(want) = &options.precondition_uid
-            && want != uid
-        {
-            return Err(ApiError::conflict_because(
-                rt,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
-                ),
-            ));
-        }
-        let rv = current
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if let Some(want) = &options.precondition_resource_version
-            && want != rv
-        {
-            return Err(ApiError::conflict_because(
-                rt,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rv}"
-                ),
-            ));
+        for (label, pointer, want) in [
+            ("UID", "/metadata/uid", &options.precondition_uid),
+            (
+                "ResourceVersion",
+                "/metadata/resourceVersion",
+                &options.precondition_resource_version,
+            ),
+        ] {
+            let actual = current
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if let Some(want) = want
+                && want != actual
+            {
+                return Err(ApiError::conflict_because(
+                    rt,
+                    name,
+                    &format!(
+                        "Precondition failed: {label} in precondition: {want}, {label} in object meta: {actual}"
+                    ),
+                ));
+            }
         }
         let mut updated = current.clone();
         let mut list = finalizers(&updated);
