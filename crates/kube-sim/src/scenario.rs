@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 use crate::api_error::ApiError;
+use crate::cloud::Disk;
 use crate::controllers;
 use crate::store::{ListOptions, Store};
 
@@ -276,21 +277,16 @@ fn mixed(store: &Store) -> Result<(), ScenarioError> {
     claim(store, "px", "portworx-db", "ReadWriteOnce")?;
     claim(store, "ceph", "ceph-rbd", "ReadWriteOnce")?;
     // A static in-tree PV bound by name, on a disk that already exists.
-    let disk = store
+    let legacy = store
         .cloud()
         .create_disk("kubernetes.io/cinder", "legacy", 5 << 30, None);
-    let mut spec = json!({"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOnce"],
-        "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
-        "claimRef": {"namespace": "default", "name": "legacy"}});
-    if let (Some(spec), Some(source)) = (spec.as_object_mut(), disk.in_tree_source.as_object()) {
-        spec.extend(source.clone());
-    }
-    create(
+    static_volume(
         store,
+        "legacy-cinder",
+        &legacy,
+        "5Gi",
         "",
-        "persistentvolumes",
-        json!({"apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": "legacy-cinder"}, "spec": spec}),
+        json!({"namespace": "default", "name": "legacy"}),
     )?;
     create(
         store,
@@ -306,36 +302,58 @@ fn mixed(store: &Store) -> Result<(), ScenarioError> {
         store
             .cloud()
             .create_disk("kubernetes.io/portworx-volume", "released", 1 << 30, None);
-    let mut spec = json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
-        "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "portworx-db",
-        "claimRef": {"namespace": "default", "name": "gone", "uid": "00000000-0000-4000-8000-000000000000"}});
-    if let (Some(spec), Some(source)) = (spec.as_object_mut(), orphan.in_tree_source.as_object()) {
-        spec.extend(source.clone());
-    }
-    create(
+    static_volume(
         store,
-        "",
-        "persistentvolumes",
-        json!({"apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": "released-portworx"}, "spec": spec}),
+        "released-portworx",
+        &orphan,
+        "1Gi",
+        "portworx-db",
+        json!({"namespace": "default", "name": "gone", "uid": "00000000-0000-4000-8000-000000000000"}),
     )?;
     // A pod with an inline in-tree volume.
     let inline = store
         .cloud()
         .create_disk("kubernetes.io/azure-disk", "inline", 1 << 30, None);
-    let mut volume = json!({"name": "scratch"});
-    if let (Some(volume), Some(source)) =
-        (volume.as_object_mut(), inline.in_tree_source.as_object())
-    {
-        volume.extend(source.clone());
-    }
     create(
         store,
         "",
         "pods",
         json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "inline-azure", "namespace": "default"},
-        "spec": {"containers": [{"name": "app", "image": "busybox"}], "volumes": [volume]}}),
+        "spec": {"containers": [{"name": "app", "image": "busybox"}],
+                 "volumes": [with_source(json!({"name": "scratch"}), &inline)]}}),
+    )?;
+    Ok(())
+}
+
+/// `object` with the disk's in-tree source fields merged in (a PV spec or a pod volume).
+fn with_source(mut object: Value, disk: &Disk) -> Value {
+    if let (Some(map), Some(source)) = (object.as_object_mut(), disk.in_tree_source.as_object()) {
+        map.extend(source.clone());
+    }
+    object
+}
+
+/// A statically created in-tree PV (Retain) on an existing disk, claimed by `claim_ref`.
+fn static_volume(
+    store: &Store,
+    name: &str,
+    disk: &Disk,
+    size: &str,
+    class: &str,
+    claim_ref: Value,
+) -> Result<(), ScenarioError> {
+    let spec = with_source(
+        json!({"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
+               "persistentVolumeReclaimPolicy": "Retain", "storageClassName": class, "claimRef": claim_ref}),
+        disk,
+    );
+    create(
+        store,
+        "",
+        "persistentvolumes",
+        json!({"apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": name}, "spec": spec}),
     )?;
     Ok(())
 }
