@@ -130,6 +130,20 @@ async fn create_disk_with_bytes(
     path
 }
 
+/// How many FCDs on `ds` are backed by the file `[datastore] path`.
+async fn fcds_backed_by(client: &mut VcenterClient, ds: &Datastore, file_path: &str) -> usize {
+    let mut count = 0;
+    for id in client.list_vstorage_objects(ds).await.unwrap() {
+        // an FCD another test deletes between list and retrieve is not ours
+        if let Ok(object) = client.retrieve_vstorage_object(ds, &id).await
+            && object.file_path == file_path
+        {
+            count += 1;
+        }
+    }
+    count
+}
+
 fn known_bytes(seed: u8) -> Vec<u8> {
     (0..64 * 1024u32)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -249,17 +263,16 @@ async fn register_retrieve_reregister(datastore_name: &str, dir: &str) {
     assert_eq!(retrieved.id, first.object.id);
     assert_eq!(retrieved.file_path, first.object.file_path);
 
-    let before = client.list_vstorage_objects(&ds).await.unwrap();
     let second = client
         .register_disk_idempotent(&ds, &path, "pv-disk-1")
         .await
         .unwrap();
     assert!(!second.newly_registered);
     assert_eq!(second.object.id, first.object.id);
-    let after = client.list_vstorage_objects(&ds).await.unwrap();
+    // other tests add FCDs to the same datastore concurrently: count only ours
     assert_eq!(
-        before.len(),
-        after.len(),
+        fcds_backed_by(&mut client, &ds, &first.object.file_path).await,
+        1,
         "re-registration created a new FCD"
     );
 
@@ -405,15 +418,10 @@ async fn register_cns_volume_from_in_tree_path_is_idempotent() {
         .unwrap();
     assert_eq!(second.volume_id, first.volume_id);
     // exactly one FCD is backed by this VMDK (other tests add FCDs to the datastore concurrently)
-    let mut backed_by_path = 0;
-    for id in client.list_vstorage_objects(&ds).await.unwrap() {
-        if let Ok(object) = client.retrieve_vstorage_object(&ds, &id).await
-            && object.file_path == format!("[{SPACE_DATASTORE}] {path}")
-        {
-            backed_by_path += 1;
-        }
-    }
-    assert_eq!(backed_by_path, 1);
+    assert_eq!(
+        fcds_backed_by(&mut client, &ds, &format!("[{SPACE_DATASTORE}] {path}")).await,
+        1
+    );
     // vcsim files a re-created CNS volume under an arbitrary datastore, so the id can be
     // listed more than once; real CNS answers CnsAlreadyRegisteredFault instead.
     let volumes = client.cns_query_volumes(&[&first.volume_id]).await.unwrap();
