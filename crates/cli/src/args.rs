@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use crate::progress::ProgressFormat;
+
 /// Move Kubernetes volumes off in-tree storage plugins onto CSI drivers, in place:
 /// same disks, same claim names, no data copy.
 #[derive(Debug, Parser)]
@@ -53,8 +55,10 @@ pub enum Command {
     /// Show the whole job on an embedded simulated cluster: scan, plan, and in-place
     /// migrations of 3-replica StatefulSets from kubernetes.io/aws-ebs to ebs.csi.aws.com
     /// and from kubernetes.io/vsphere-volume to csi.vsphere.vmware.com (onto first-class
-    /// disk ids), checking that every disk keeps its data. Nothing outside this process is touched.
-    Demo,
+    /// disk ids), checking that every disk keeps its data. Nothing outside this process is
+    /// touched, except a local vCenter simulator (vcsim) the demo starts when one is built:
+    /// then a third run registers the VMDKs with CNS through it.
+    Demo(DemoArgs),
 
     /// Show the preflight and the exact steps of an in-place migration to CSI (read-only).
     ///
@@ -143,12 +147,19 @@ pub struct PlanArgs {
 #[derive(Debug, Subcommand)]
 pub enum PlanWorkload {
     /// A StatefulSet, migrated rolling: one replica at a time.
-    Statefulset(PlanStatefulSetArgs),
+    #[command(alias = "sts")]
+    Statefulset(PlanTargetArgs),
+    /// A Deployment: scaled to zero, its in-tree claims replaced, scaled back (downtime).
+    #[command(alias = "deploy")]
+    Deployment(PlanTargetArgs),
+    /// One claim: unused, or with the bare pods using it recreated (--allow-downtime).
+    #[command(alias = "persistentvolumeclaim")]
+    Pvc(PlanTargetArgs),
 }
 
 #[derive(Debug, clap::Args)]
-pub struct PlanStatefulSetArgs {
-    /// The StatefulSet.
+pub struct PlanTargetArgs {
+    /// The StatefulSet, Deployment or claim.
     pub name: String,
 
     /// Its namespace.
@@ -159,7 +170,8 @@ pub struct PlanStatefulSetArgs {
     #[arg(long = "to-storageclass", value_name = "SC")]
     pub to_storageclass: String,
 
-    /// Allow a single-replica workload (it is down while its volume is replaced).
+    /// Accept downtime: a single-replica StatefulSet, a Deployment (scaled to zero), or the
+    /// bare pods using a claim (deleted and recreated).
     #[arg(long)]
     pub allow_downtime: bool,
 
@@ -197,17 +209,29 @@ pub enum PlanOutput {
 pub struct MigrateArgs {
     #[command(subcommand)]
     pub workload: MigrateWorkload,
+
+    /// Progress: text (bars on a terminal, plain lines otherwise) or json (one event per
+    /// line on stdout, docs/migrate-events.md).
+    #[arg(short = 'o', long, value_enum, global = true, default_value_t = ProgressFormat::Text)]
+    pub output: ProgressFormat,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum MigrateWorkload {
     /// A StatefulSet, migrated rolling: one replica at a time.
-    Statefulset(MigrateStatefulSetArgs),
+    #[command(alias = "sts")]
+    Statefulset(MigrateTargetArgs),
+    /// A Deployment: scaled to zero, its in-tree claims replaced, scaled back (downtime).
+    #[command(alias = "deploy")]
+    Deployment(MigrateTargetArgs),
+    /// One claim: unused, or with the bare pods using it recreated (--allow-downtime).
+    #[command(alias = "persistentvolumeclaim")]
+    Pvc(MigrateTargetArgs),
 }
 
 #[derive(Debug, clap::Args)]
-pub struct MigrateStatefulSetArgs {
-    /// The StatefulSet.
+pub struct MigrateTargetArgs {
+    /// The StatefulSet, Deployment or claim.
     pub name: String,
 
     /// Its namespace.
@@ -230,7 +254,8 @@ pub struct MigrateStatefulSetArgs {
     #[arg(long, short = 'y')]
     pub yes: bool,
 
-    /// Allow a single-replica workload (it is down while its volume is replaced).
+    /// Accept downtime: a single-replica StatefulSet, a Deployment (scaled to zero), or the
+    /// bare pods using a claim (deleted and recreated).
     #[arg(long)]
     pub allow_downtime: bool,
 
@@ -273,6 +298,11 @@ pub struct ResumeArgs {
     /// Longest any single wait may take, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,
+
+    /// Progress: text (bars on a terminal, plain lines otherwise) or json (one event per
+    /// line on stdout, docs/migrate-events.md).
+    #[arg(short = 'o', long, value_enum, default_value_t = ProgressFormat::Text)]
+    pub output: ProgressFormat,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -344,6 +374,11 @@ pub struct SimArgs {
     /// Watch events kept for resuming watches; older resourceVersions get 410 Expired.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub watch_history: usize,
+
+    /// Keep the bytes of vSphere disks on datastore NAME as VMDK files under DIR (e.g. a
+    /// vCenter simulator's datastore directory). Repeatable.
+    #[arg(long, value_name = "NAME=DIR")]
+    pub vsphere_datastore: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -419,6 +454,25 @@ pub struct ScanArgs {
     /// Kubeconfig context (default: the current context).
     #[arg(long, value_name = "NAME", conflicts_with = "from")]
     pub context: Option<String>,
+
+    /// With --vcenter: also check every vSphere PV's datastore and VMDK, the in-tree
+    /// classes' storage policies and the vCenter version.
+    #[command(flatten)]
+    pub vcenter: VcenterArgs,
+}
+
+/// `csi-migrate demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// The vCenter simulator binary for the vSphere-through-vCenter run (built by
+    /// scripts/build-vcsim; default: $CSI_MIGRATE_VCSIM, else `vcsim/vcsim` next to the
+    /// build directory of this binary, when it exists).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_vcsim")]
+    pub vcsim: Option<PathBuf>,
+
+    /// Skip the vSphere-through-vCenter run even when a simulator is found.
+    #[arg(long)]
+    pub no_vcsim: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

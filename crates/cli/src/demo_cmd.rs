@@ -6,17 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use csi_migrate_migrate::{PlanOptions, migrate};
+use csi_migrate_migrate::{PlanOptions, VcenterConfig, WorkloadKind, WorkloadRef, migrate};
 use csi_migrate_scan::load::live;
 use csi_migrate_scan::{ScanOptions, render, scan};
+use csi_migrate_vsphere::simulator::Vcsim;
+use csi_migrate_vsphere::{ClientOptions, Credentials};
 use kube_sim::controllers::{self, ControllerSettings};
 use kube_sim::kubeconfig::kubeconfig;
 use kube_sim::scenario::{self, Scenario};
 use kube_sim::{Store, serve};
 use serde_json::Value;
 
+use crate::args::DemoArgs;
 use crate::migrate_cmd::run_options;
-use crate::plan_cmd::{load_and_plan, render_table};
+use crate::plan_cmd::{Resolution, load_and_plan, load_resolve_and_plan, render_table};
 use crate::{Failure, runtime};
 
 const NAMESPACE: &str = "default";
@@ -30,7 +33,26 @@ struct Case {
     driver: &'static str,
     /// Whether the full scan report is printed (the first case) or only its summary.
     full_scan: bool,
+    /// Whether the VMDKs are registered through a vCenter simulator (no driver records).
+    through_vcenter: bool,
 }
+
+/// The datastore of the vSphere scenario's VMDKs.
+const VSPHERE_DATASTORE: &str = "vsanDatastore";
+/// The demo's vCenter user (the simulator accepts only it).
+const VCSIM_USER: &str = "demo@vsphere.local";
+
+/// The vSphere run through vcsim: no records, `migrate` registers every VMDK.
+const VCENTER_CASE: Case = Case {
+    scenario: Scenario::VsphereStatefulset,
+    title: "vSphere through vCenter: the VMDKs live in the datastore files of VMware's vCenter \
+            simulator (vcsim) and no CnsVSphereVolumeMigration exists, so csi-migrate registers \
+            each one with CNS itself",
+    target_class: "vsphere-thin-csi",
+    driver: "csi.vsphere.vmware.com",
+    full_scan: false,
+    through_vcenter: true,
+};
 
 const CASES: [Case; 2] = [
     Case {
@@ -40,6 +62,7 @@ const CASES: [Case; 2] = [
         target_class: "gp2-csi",
         driver: "ebs.csi.aws.com",
         full_scan: true,
+        through_vcenter: false,
     },
     Case {
         scenario: Scenario::VsphereStatefulset,
@@ -48,6 +71,7 @@ const CASES: [Case; 2] = [
         target_class: "vsphere-thin-csi",
         driver: "csi.vsphere.vmware.com",
         full_scan: false,
+        through_vcenter: false,
     },
 ];
 
@@ -101,6 +125,29 @@ fn claim_volumes(store: &Store) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
+/// Deletes the simulated CSI driver's `CnsVSphereVolumeMigration` records, so the VMDKs
+/// have no first-class disk id csi-migrate could look up.
+fn forget_first_class_disk_records(store: &Store) {
+    let Some(rt) = store.resource("cns.vmware.com", "cnsvspherevolumemigrations") else {
+        return;
+    };
+    let names: Vec<String> = store
+        .list(&rt, None, &Default::default())
+        .ok()
+        .and_then(|l| l.get("items").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| {
+            r.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect();
+    for name in names {
+        let _ = store.delete(&rt, None, &name, &Default::default());
+    }
+}
+
 fn print_disks(store: &Store) -> io::Result<()> {
     let mut out = io::stdout().lock();
     for (claim, (driver, handle)) in claim_volumes(store) {
@@ -119,11 +166,59 @@ fn print_disks(store: &Store) -> io::Result<()> {
     Ok(())
 }
 
-/// Runs the demo: an EBS and a vSphere StatefulSet, each scanned, planned, migrated and checked.
-pub fn run() -> Result<(), Failure> {
+/// The vCenter simulator to use: `--vcsim`, `$CSI_MIGRATE_VCSIM`, or the one
+/// `scripts/build-vcsim` leaves next to this binary's build directory.
+fn find_vcsim(args: &DemoArgs) -> Option<std::path::PathBuf> {
+    if args.no_vcsim {
+        return None;
+    }
+    if let Some(path) = &args.vcsim {
+        return Some(path.clone());
+    }
+    if let Some(path) = std::env::var_os("CSI_MIGRATE_VCSIM") {
+        return Some(path.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    // target/<profile>/csi-migrate (or target/<profile>/deps/…) → target/vcsim/vcsim
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join("vcsim").join("vcsim"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Runs the demo: an EBS and a vSphere StatefulSet, each scanned, planned, migrated and
+/// checked; then, when a vCenter simulator is available, vSphere registered through it.
+pub fn run(args: &DemoArgs) -> Result<(), Failure> {
     let runtime = runtime()?;
     for (number, case) in CASES.iter().enumerate() {
-        runtime.block_on(run_case(number + 1, case))?;
+        runtime.block_on(run_case(number + 1, case, None))?;
+    }
+    match find_vcsim(args) {
+        Some(binary) => {
+            // A throwaway password for a simulator on loopback that lives as long as the demo.
+            let password = format!(
+                "demo-{}-{}",
+                std::process::id(),
+                jiff::Timestamp::now().as_nanosecond()
+            );
+            let vcsim = Vcsim::start(
+                &binary,
+                VCSIM_USER,
+                &password,
+                &["-datastore", VSPHERE_DATASTORE, "-api-version", "7.0.0.0"],
+            )
+            .map_err(Failure::failed)?;
+            runtime.block_on(run_case(
+                CASES.len() + 1,
+                &VCENTER_CASE,
+                Some((&vcsim, password)),
+            ))?;
+        }
+        None => println!(
+            "\n(A vSphere run that registers the VMDKs through VMware's vCenter simulator is \
+             skipped: build it with scripts/build-vcsim or pass --vcsim PATH.)"
+        ),
     }
     println!(
         "\nTry it by hand: csi-migrate sim --scenario ebs-statefulset --kubeconfig-out /tmp/kc, then \
@@ -132,13 +227,44 @@ pub fn run() -> Result<(), Failure> {
     Ok(())
 }
 
-async fn run_case(number: usize, case: &Case) -> Result<(), Failure> {
+async fn run_case(
+    number: usize,
+    case: &Case,
+    vcsim: Option<(&Vcsim, String)>,
+) -> Result<(), Failure> {
     let step = |n: u32, text: &str| say(&format!("{number}.{n}  {text}"));
     step(1, &format!("A simulated cluster: {}", case.title))?;
     let store = Arc::new(Store::new(10_000));
+    let vcenter = match (&vcsim, case.through_vcenter) {
+        (Some((vcsim, password)), true) => {
+            let dir = vcsim.datastore_dirs.get(VSPHERE_DATASTORE).ok_or_else(|| {
+                Failure::failed(anyhow!("the vCenter simulator has no {VSPHERE_DATASTORE}"))
+            })?;
+            store
+                .cloud()
+                .back_vsphere_datastore(VSPHERE_DATASTORE, dir.clone());
+            println!(
+                "   vCenter simulator {}; datastore {VSPHERE_DATASTORE} in {}",
+                vcsim.url,
+                dir.display()
+            );
+            Some(VcenterConfig {
+                url: vcsim.url.clone(),
+                credentials: Credentials::new(VCSIM_USER, password.clone()),
+                datacenters: vec!["DC0".into()],
+                client_options: ClientOptions::default(),
+                cluster_id: "csi-migrate-demo".into(),
+            })
+        }
+        _ => None,
+    };
     scenario::apply(&store, case.scenario, Duration::from_secs(30))
         .await
         .map_err(Failure::failed)?;
+    if vcenter.is_some() {
+        forget_first_class_disk_records(&store);
+    }
+    let learner = tokio::spawn(kube_sim::cloud::learn_first_class_disks(store.clone()));
     let address = "127.0.0.1:0"
         .parse()
         .map_err(|e| Failure::failed(anyhow!("{e}")))?;
@@ -199,14 +325,41 @@ async fn run_case(number: usize, case: &Case) -> Result<(), Failure> {
             case.target_class
         ),
     )?;
-    let (plan, statefulset) = load_and_plan(
-        client.clone(),
-        NAMESPACE,
-        STATEFULSET,
-        case.target_class,
-        PlanOptions::default(),
-    )
-    .await?;
+    let workload = WorkloadRef {
+        kind: WorkloadKind::StatefulSet,
+        namespace: NAMESPACE.to_owned(),
+        name: STATEFULSET.to_owned(),
+    };
+    let (plan, statefulset) = match vcenter {
+        // migrate's own preflight: register each VMDK with CNS, then plan onto the FCD ids
+        Some(vcenter) => {
+            println!(
+                "   (as migrate runs it: each VMDK registered with CNS through {})",
+                vcenter.url
+            );
+            load_resolve_and_plan(
+                client.clone(),
+                &workload,
+                case.target_class,
+                PlanOptions::default(),
+                Resolution {
+                    vcenter: Some(vcenter),
+                    may_register: true,
+                    gce_project: None,
+                },
+            )
+            .await?
+        }
+        None => {
+            load_and_plan(
+                client.clone(),
+                &workload,
+                case.target_class,
+                PlanOptions::default(),
+            )
+            .await?
+        }
+    };
     print!("{}", render_table(&plan, &statefulset));
 
     let work_dir = dir.join("work");
@@ -235,6 +388,7 @@ async fn run_case(number: usize, case: &Case) -> Result<(), Failure> {
     print_disks(&store)?;
     let after = disks(&store);
     running_controllers.abort();
+    learner.abort();
     server.shutdown();
     let migrated = claim_volumes(&store)
         .values()

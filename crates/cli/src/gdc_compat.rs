@@ -5,8 +5,8 @@ use anyhow::anyhow;
 use csi_migrate_migrate::load_statefulset_snapshot;
 
 use crate::args::{
-    ClusterArgs, GdcStatefulSetArgs, MigrateArgs, MigrateStatefulSetArgs, MigrateWorkload,
-    PlanArgs, PlanOutput, PlanStatefulSetArgs, PlanWorkload, PreflightArgs, RollingMigrationArgs,
+    ClusterArgs, GdcStatefulSetArgs, MigrateArgs, MigrateTargetArgs, MigrateWorkload, PlanArgs,
+    PlanOutput, PlanTargetArgs, PlanWorkload, PreflightArgs, RollingMigrationArgs,
 };
 use crate::plan_cmd::connect;
 use crate::{Failure, migrate_cmd, plan_cmd, runtime};
@@ -16,7 +16,7 @@ pub fn preflight(args: PreflightArgs) -> Result<(), Failure> {
     check_in_tree_class(&args.cluster, &args.target)?;
     let target = args.target;
     plan_cmd::run(&PlanArgs {
-        workload: PlanWorkload::Statefulset(PlanStatefulSetArgs {
+        workload: PlanWorkload::Statefulset(PlanTargetArgs {
             name: target.sts_name,
             namespace: target.sts_namespace,
             to_storageclass: target.csi_storageclass,
@@ -35,7 +35,7 @@ pub fn rolling_migration(args: RollingMigrationArgs) -> Result<(), Failure> {
     check_in_tree_class(&args.cluster, &args.target)?;
     let target = args.target;
     migrate_cmd::run(&MigrateArgs {
-        workload: MigrateWorkload::Statefulset(MigrateStatefulSetArgs {
+        workload: MigrateWorkload::Statefulset(MigrateTargetArgs {
             name: target.sts_name,
             namespace: target.sts_namespace,
             to_storageclass: target.csi_storageclass,
@@ -49,6 +49,7 @@ pub fn rolling_migration(args: RollingMigrationArgs) -> Result<(), Failure> {
             cluster: args.cluster,
             vcenter: args.vcenter,
         }),
+        output: crate::args::ProgressFormat::Text,
     })
 }
 
@@ -62,9 +63,7 @@ fn check_in_tree_class(cluster: &ClusterArgs, target: &GdcStatefulSetArgs) -> Re
     })?;
     let templates = snapshot
         .statefulset
-        .spec
-        .volume_claim_templates
-        .clone()
+        .and_then(|set| set.spec.volume_claim_templates)
         .unwrap_or_default();
     let prefix = |template: &str| format!("{template}-{}-", target.sts_name);
     let mut wrong = Vec::new();

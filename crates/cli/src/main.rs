@@ -6,6 +6,7 @@ mod gdc_compat;
 mod manifest_io;
 mod migrate_cmd;
 mod plan_cmd;
+mod progress;
 mod scan_cmd;
 mod sim_cmd;
 mod translate_cmd;
@@ -106,7 +107,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan_cmd::run(&args),
         Command::Webhook(args) => webhook_cmd::run(args),
         Command::Sim(args) => sim_cmd::run(&args),
-        Command::Demo => demo_cmd::run(),
+        Command::Demo(args) => demo_cmd::run(&args),
         Command::Plan(args) => plan_cmd::run(&args),
         Command::Migrate(args) => migrate_cmd::run(&args),
         Command::Resume(args) => migrate_cmd::resume(&args),

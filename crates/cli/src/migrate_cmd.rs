@@ -1,24 +1,30 @@
-//! `csi-migrate migrate` and `resume`: confirm, run the plan with progress lines, report.
+//! `csi-migrate migrate`, `resume` and `rollback`: confirm, run the plan with progress (crate::progress), report.
 
+use std::fmt::Display;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::anyhow;
-use csi_migrate_migrate::runner::{ProgressCallback, StepProgress};
-use csi_migrate_migrate::workdir::JournalEvent;
 use csi_migrate_migrate::{
-    PlanOptions, RollbackError, RunError, RunOptions, RunSummary, migrate, resume as resume_run,
-    rollback as rollback_run,
+    PlanOptions, RollbackError, RunError, RunOptions, RunSummary, WorkloadKind, WorkloadRef,
+    migrate, resume as resume_run, rollback as rollback_run,
 };
 
-use crate::args::{MigrateArgs, MigrateWorkload, ReclaimPolicyArg, ResumeArgs};
+use crate::args::{MigrateArgs, MigrateTargetArgs, MigrateWorkload, ReclaimPolicyArg, ResumeArgs};
 use crate::plan_cmd::{Resolution, connect, load_resolve_and_plan, render_table, vcenter_config};
+use crate::progress::{Operation, Outcome, Progress, failed_step};
 use crate::{Failure, runtime};
 
 /// Runs `migrate`.
 pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
-    let MigrateWorkload::Statefulset(args) = &args.workload;
+    let format = args.output;
+    let (kind, args) = args.workload.target();
+    let workload = WorkloadRef {
+        kind,
+        namespace: args.namespace.clone(),
+        name: args.name.clone(),
+    };
     // Refuse before touching anything: nobody can answer a prompt.
     if !args.yes && !args.dry_run && !io::stdin().is_terminal() {
         return Err(Failure::bad_input(anyhow!(
@@ -36,8 +42,7 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
     // before the plan is shown, so the plan names the FCD ids; --dry-run only looks up.
     let (plan, snapshot) = runtime.block_on(load_resolve_and_plan(
         client.clone(),
-        &args.namespace,
-        &args.name,
+        &workload,
         &args.to_storageclass,
         options,
         Resolution {
@@ -46,18 +51,29 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
             gce_project: args.gce_project.clone(),
         },
     ))?;
+    let progress = Progress::for_terminal(format, Operation::Migrate, Some(plan.clone()));
+    let table = render_table(&plan, &snapshot);
+    progress.show_plan(&plan, &table)?;
     let mut err = io::stderr().lock();
-    err.write_all(render_table(&plan, &snapshot).as_bytes())?;
+    if progress.is_json() && !args.yes && !args.dry_run {
+        // The event has it for programs; the person asked to confirm needs it too.
+        err.write_all(table.as_bytes())?;
+    }
     if args.dry_run {
-        writeln!(err, "\ndry run: nothing was written")?;
+        if progress.is_json() {
+            progress.finish(&progress.summary(Outcome::DryRun, None, None, &args.work_dir))?;
+        } else {
+            writeln!(err, "\ndry run: nothing was written")?;
+        }
         return Ok(());
     }
     if !args.yes {
         write!(
             err,
-            "\nMigrate statefulset {}/{} ({} steps)? Work dir: {}. [y/N] ",
+            "\nMigrate {} {}/{} ({} steps)? Work dir: {}. [y/N] ",
+            plan.kind,
             plan.namespace,
-            plan.statefulset,
+            plan.name,
             plan.steps.len(),
             args.work_dir.display()
         )?;
@@ -84,8 +100,7 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
     } else {
         let (fresh, snapshot) = runtime.block_on(load_resolve_and_plan(
             client.clone(),
-            &args.namespace,
-            &args.name,
+            &workload,
             &args.to_storageclass,
             options,
             Resolution {
@@ -101,7 +116,7 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
         }
         (fresh, snapshot)
     };
-    let run_options = run_options(args.timeout);
+    let run_options = run_options_with(args.timeout, &progress);
     let result = runtime.block_on(migrate(
         client,
         &args.work_dir,
@@ -109,40 +124,66 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
         &snapshot,
         &run_options,
     ));
-    report(result, &args.work_dir)
+    report(result, &args.work_dir, &progress)
+}
+
+impl MigrateWorkload {
+    /// The kind of workload and the arguments naming it.
+    pub fn target(&self) -> (WorkloadKind, &MigrateTargetArgs) {
+        match self {
+            Self::Statefulset(args) => (WorkloadKind::StatefulSet, args),
+            Self::Deployment(args) => (WorkloadKind::Deployment, args),
+            Self::Pvc(args) => (WorkloadKind::PersistentVolumeClaim, args),
+        }
+    }
 }
 
 /// Runs `resume`.
 pub fn resume(args: &ResumeArgs) -> Result<(), Failure> {
+    let progress = Progress::for_terminal(
+        args.output,
+        Operation::Resume,
+        Progress::plan_in(&args.work_dir),
+    );
     let runtime = runtime()?;
     let client = runtime.block_on(connect(&args.cluster))?;
     let result = runtime.block_on(resume_run(
         client,
         &args.work_dir,
-        &run_options(args.timeout),
+        &run_options_with(args.timeout, &progress),
     ));
-    report(result, &args.work_dir)
+    report(result, &args.work_dir, &progress)
 }
 
 /// Runs `rollback`.
 pub fn rollback(args: &ResumeArgs) -> Result<(), Failure> {
+    // The migration's plan names the workload and batches; rollback steps act on the
+    // same pods, claims and volumes.
+    let progress = Progress::for_terminal(
+        args.output,
+        Operation::Rollback,
+        Progress::plan_in(&args.work_dir),
+    );
     let runtime = runtime()?;
     let client = runtime.block_on(connect(&args.cluster))?;
     let result = runtime.block_on(rollback_run(
         client,
         &args.work_dir,
-        &run_options(args.timeout),
+        &run_options_with(args.timeout, &progress),
     ));
+    let (outcome, steps, step) = match &result {
+        Ok(summary) => (
+            Outcome::Succeeded,
+            Some((summary.executed, summary.total)),
+            None,
+        ),
+        Err(RollbackError::Run(e)) => (Outcome::Failed, None, failed_step(e)),
+        Err(_) => (Outcome::Failed, None, None),
+    };
+    let error = result.as_ref().err().map(|e| (e as &dyn Display, step));
+    progress.finish(&progress.summary(outcome, steps, error, &args.work_dir))?;
     match result {
-        Ok(summary) => {
-            writeln!(
-                io::stdout().lock(),
-                "rollback complete: {} of {} steps run now; the original in-tree objects are back",
-                summary.executed,
-                summary.total
-            )?;
-            Ok(())
-        }
+        Ok(_) => Ok(()),
         Err(RollbackError::WorkDir(e)) => Err(Failure::bad_input(e)),
         Err(e) => Err(Failure::failed(anyhow!(
             "{e}\n`csi-migrate rollback --work-dir {}` continues",
@@ -151,42 +192,45 @@ pub fn rollback(args: &ResumeArgs) -> Result<(), Failure> {
     }
 }
 
-/// Run options that print one progress line per step to stderr.
+/// Run options that print one plain progress line per step to stderr, whatever it is
+/// (for callers that print their own output around the run, like `demo`).
 pub fn run_options(timeout_seconds: u64) -> RunOptions {
-    let started = Instant::now();
-    let progress: ProgressCallback = Arc::new(move |p: &StepProgress<'_>| {
-        let event = match p.event {
-            JournalEvent::Started => "start",
-            JournalEvent::Done => "done ",
-        };
-        let _ = writeln!(
-            io::stderr().lock(),
-            "[{:>6.1}s] {}/{} {event} {}",
-            started.elapsed().as_secs_f64(),
-            p.index + 1,
-            p.total,
-            p.description
-        );
-    });
+    let progress = Progress::lines(
+        Box::new(io::stderr()),
+        Box::new(io::sink()),
+        Operation::Migrate,
+        None,
+    );
+    run_options_with(timeout_seconds, &progress)
+}
+
+/// Run options that show every step with `progress`.
+pub fn run_options_with(timeout_seconds: u64, progress: &Arc<Progress>) -> RunOptions {
     RunOptions {
         step_timeout: Duration::from_secs(timeout_seconds),
         stop: None,
-        progress: Some(progress),
+        progress: Some(progress.callback()),
     }
 }
 
-fn report(result: Result<RunSummary, RunError>, work_dir: &std::path::Path) -> Result<(), Failure> {
+/// Ends the progress with the summary, then maps the result to the exit code.
+fn report(
+    result: Result<RunSummary, RunError>,
+    work_dir: &std::path::Path,
+    progress: &Progress,
+) -> Result<(), Failure> {
+    let summary = match &result {
+        Ok(summary) => progress.summary(
+            Outcome::Succeeded,
+            Some((summary.executed, summary.total)),
+            None,
+            work_dir,
+        ),
+        Err(e) => progress.summary(Outcome::Failed, None, Some((e, failed_step(e))), work_dir),
+    };
+    progress.finish(&summary)?;
     match result {
-        Ok(summary) => {
-            writeln!(
-                io::stdout().lock(),
-                "migration complete: {} of {} steps run now; backups and journal in {}",
-                summary.executed,
-                summary.total,
-                work_dir.display()
-            )?;
-            Ok(())
-        }
+        Ok(_) => Ok(()),
         Err(RunError::WorkDir(e)) => Err(Failure::bad_input(e)),
         Err(e) => Err(Failure::failed(anyhow!(
             "{e}\nthe journal in {} records how far it got; `csi-migrate resume --work-dir {}` continues",
@@ -309,7 +353,7 @@ mod tests {
         let args = migrate_args(&kubeconfig, &config, &work);
         assert!(!format!("{args:?}").contains(PASSWORD));
         run(&args).unwrap();
-        let MigrateWorkload::Statefulset(set_args) = &args.workload;
+        let (_, set_args) = args.workload.target();
         let cluster = set_args.cluster.clone();
         assert!(files_containing(&work, PASSWORD).is_empty());
         let plan = std::fs::read_to_string(work.join("plan.json")).unwrap();
@@ -319,6 +363,7 @@ mod tests {
         super::rollback(&ResumeArgs {
             work_dir: work.clone(),
             timeout: 60,
+            output: crate::progress::ProgressFormat::Text,
             cluster: cluster.clone(),
         })
         .unwrap();

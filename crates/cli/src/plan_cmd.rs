@@ -5,20 +5,28 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use anyhow::anyhow;
+use csi_migrate_migrate::resolve::{VcenterChecks, vcenter_checks};
 use csi_migrate_migrate::{
-    Client, LoadError, Plan, PlanError, PlanOptions, StatefulSetSnapshot, VcenterConfig,
-    VsphereResolver, load_statefulset_snapshot, plan_statefulset, resolve_snapshot,
+    Client, LoadError, Plan, PlanError, PlanOptions, VcenterConfig, VsphereResolver, WorkloadKind,
+    WorkloadRef, WorkloadSnapshot, load_workload_snapshot, plan_workload, resolve_snapshot,
 };
 use csi_migrate_scan::load::live;
 use csi_migrate_vsphere::{ClientOptions, Credentials, CsiVsphereConfig};
 use k8s_openapi::api::core::v1::PersistentVolume;
 
-use crate::args::{ClusterArgs, PlanArgs, PlanOutput, PlanWorkload, ReclaimPolicyArg, VcenterArgs};
+use crate::args::{
+    ClusterArgs, PlanArgs, PlanOutput, PlanTargetArgs, PlanWorkload, ReclaimPolicyArg, VcenterArgs,
+};
 use crate::{Failure, runtime};
 
 /// Runs the command.
 pub fn run(args: &PlanArgs) -> Result<(), Failure> {
-    let PlanWorkload::Statefulset(args) = &args.workload;
+    let (kind, args) = args.workload.target();
+    let workload = WorkloadRef {
+        kind,
+        namespace: args.namespace.clone(),
+        name: args.name.clone(),
+    };
     let options = PlanOptions {
         allow_downtime: args.allow_downtime,
         reclaim_policy: args.reclaim_policy.map(ReclaimPolicyArg::into_policy),
@@ -29,8 +37,7 @@ pub fn run(args: &PlanArgs) -> Result<(), Failure> {
         // plan is read-only: look vSphere ids up, never register.
         let (plan, snapshot) = load_resolve_and_plan(
             client,
-            &args.namespace,
-            &args.name,
+            &workload,
             &args.to_storageclass,
             options,
             Resolution {
@@ -132,24 +139,15 @@ pub fn vcenter_config(args: &VcenterArgs) -> Result<Option<VcenterConfig>, Failu
     }))
 }
 
-/// Reads the StatefulSet and plans its migration; blockers are exit code 1, a missing
-/// StatefulSet exit code 2. vSphere ids come from `CnsVSphereVolumeMigration` objects only.
+/// Reads the workload and plans its migration; blockers are exit code 1, a missing
+/// workload exit code 2. vSphere ids come from `CnsVSphereVolumeMigration` objects only.
 pub async fn load_and_plan(
     client: Client,
-    namespace: &str,
-    name: &str,
+    workload: &WorkloadRef,
     target: &str,
     options: PlanOptions,
-) -> Result<(Plan, StatefulSetSnapshot), Failure> {
-    load_resolve_and_plan(
-        client,
-        namespace,
-        name,
-        target,
-        options,
-        Resolution::default(),
-    )
-    .await
+) -> Result<(Plan, WorkloadSnapshot), Failure> {
+    load_resolve_and_plan(client, workload, target, options, Resolution::default()).await
 }
 
 /// How volume identities are resolved before planning.
@@ -166,41 +164,58 @@ pub struct Resolution {
 /// [`load_and_plan`] resolving volume identities as `resolution` says.
 pub async fn load_resolve_and_plan(
     client: Client,
-    namespace: &str,
-    name: &str,
+    workload: &WorkloadRef,
     target: &str,
     options: PlanOptions,
     resolution: Resolution,
-) -> Result<(Plan, StatefulSetSnapshot), Failure> {
+) -> Result<(Plan, WorkloadSnapshot), Failure> {
     let Resolution {
         vcenter,
         may_register,
         gce_project,
     } = resolution;
-    let mut snapshot = load_statefulset_snapshot(&client, namespace, name)
+    let mut snapshot = load_workload_snapshot(&client, workload)
         .await
         .map_err(|e| match e {
             LoadError::NotFound { .. } => Failure::bad_input(e),
             other => Failure::failed(other),
         })?;
+    let checks = match &vcenter {
+        Some(vcenter) => vcenter_checks(vcenter, &snapshot).await,
+        None => VcenterChecks::default(),
+    };
     let resolver =
         VsphereResolver::new(client, vcenter, may_register).with_gce_project(gce_project);
     resolve_snapshot(&resolver, &mut snapshot).await;
-    match plan_statefulset(&snapshot, target, options) {
+    let planned = match plan_workload(&snapshot, target, options) {
+        Ok(mut plan) if checks.blockers.is_empty() => {
+            plan.warnings.extend(checks.skipped);
+            Ok(plan)
+        }
+        Ok(_) => Err(PlanError::Blocked(checks.blockers)),
+        Err(PlanError::Blocked(mut blockers)) => {
+            blockers.extend(checks.blockers);
+            Err(PlanError::Blocked(blockers))
+        }
+    };
+    match planned {
         Ok(plan) => Ok((plan, snapshot)),
         Err(e @ PlanError::Blocked(_)) => Err(Failure::failed(anyhow!(
-            "cannot migrate statefulset {namespace}/{name}: {e}"
+            "cannot migrate {} {}/{}: {e}",
+            workload.kind,
+            workload.namespace,
+            workload.name
         ))),
     }
 }
 
 /// The plan for people: volumes (old → new), warnings, numbered steps.
-pub fn render_table(plan: &Plan, snapshot: &StatefulSetSnapshot) -> String {
+pub fn render_table(plan: &Plan, snapshot: &WorkloadSnapshot) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "statefulset {}/{} → storageclass {} (CSI driver {})",
-        plan.namespace, plan.statefulset, plan.target_storage_class, plan.driver
+        "{} {}/{} → storageclass {} (CSI driver {})",
+        plan.kind, plan.namespace, plan.name, plan.target_storage_class, plan.driver
     );
     let _ = writeln!(out, "\nVolumes (same disk, new objects):");
     for volume in plan.volumes() {
@@ -238,14 +253,20 @@ pub fn render_table(plan: &Plan, snapshot: &StatefulSetSnapshot) -> String {
     let _ = writeln!(out, "\nSteps:");
     let width = plan.steps.len().to_string().len();
     for (i, step) in plan.steps.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "  {:>width$}. {}",
-            i + 1,
-            step.describe(&plan.namespace, &plan.statefulset)
-        );
+        let _ = writeln!(out, "  {:>width$}. {}", i + 1, step.describe(plan));
     }
     out
+}
+
+impl PlanWorkload {
+    /// The kind of workload and the arguments naming it.
+    pub fn target(&self) -> (WorkloadKind, &PlanTargetArgs) {
+        match self {
+            Self::Statefulset(args) => (WorkloadKind::StatefulSet, args),
+            Self::Deployment(args) => (WorkloadKind::Deployment, args),
+            Self::Pvc(args) => (WorkloadKind::PersistentVolumeClaim, args),
+        }
+    }
 }
 
 impl ReclaimPolicyArg {

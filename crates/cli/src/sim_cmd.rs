@@ -27,6 +27,14 @@ pub fn run(args: &SimArgs) -> Result<(), Failure> {
         };
         let fresh = restored.is_none();
         let store = Arc::new(restored.unwrap_or_else(|| Store::new(args.watch_history)));
+        for backing in &args.vsphere_datastore {
+            let Some((name, dir)) = backing.split_once('=') else {
+                return Err(Failure::bad_input(anyhow!(
+                    "--vsphere-datastore {backing:?}: expected NAME=DIR"
+                )));
+            };
+            store.cloud().back_vsphere_datastore(name, dir.into());
+        }
         let faults = Arc::new(Faults::default());
         faults.set(fault_config(args)?);
         let server = serve_with_faults(store.clone(), args.listen, args.tls, faults)
@@ -43,6 +51,8 @@ pub fn run(args: &SimArgs) -> Result<(), Failure> {
                 .map_err(Failure::failed)?;
         }
         let running_controllers = controllers::spawn(store.clone(), settings);
+        let first_class_disks =
+            tokio::spawn(kube_sim::cloud::learn_first_class_disks(store.clone()));
         let saver = args
             .state_file
             .clone()
@@ -63,6 +73,7 @@ pub fn run(args: &SimArgs) -> Result<(), Failure> {
         }
         csi_migrate_webhook::shutdown_signal().await;
         running_controllers.abort();
+        first_class_disks.abort();
         if let Some(saver) = saver {
             saver.abort();
         }

@@ -601,9 +601,11 @@ mod scan {
         let (_, older) = scan_json(&["--from", &dir, "--server-version", "1.30"]);
         assert_eq!(older["serverVersion"]["source"], "user");
         let found: BTreeSet<String> = codes(&report).union(&codes(&older)).cloned().collect();
+        // The vCenter rules need `scan --vcenter`; `mod vsphere` trips them.
         let every: BTreeSet<String> = csi_migrate_scan::rules::RULES
             .iter()
             .map(|r| r.code().to_owned())
+            .filter(|code| !vsphere::VCENTER_CODES.contains(&code.as_str()))
             .collect();
         assert_eq!(
             every.difference(&found).collect::<Vec<_>>(),
@@ -1378,6 +1380,160 @@ mod migrate {
         );
     }
 
+    /// A Deployment `reports` on claim `reports` and an unused claim `scratch`, on gp2.
+    const DEPLOYMENT_AND_CLAIM: &str = r#"apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: reports, namespace: default}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: gp2
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: scratch, namespace: default}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: gp2
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reports, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: reports}}
+  template:
+    metadata: {labels: {app: reports}}
+    spec:
+      containers: [{name: app, image: busybox}]
+      volumes: [{name: data, persistentVolumeClaim: {claimName: reports}}]
+"#;
+
+    #[test]
+    fn deployment_and_claim_migrate_through_the_binary() {
+        let sim = crate::sim::Sim::start("deploy", &["--scenario", "ebs-statefulset"]);
+        let manifest = std::env::temp_dir().join(format!(
+            "csi-migrate-e2e-deploy-{}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&manifest, DEPLOYMENT_AND_CLAIM).unwrap();
+        sim.kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&manifest);
+        sim.kubectl_ok(&[
+            "wait",
+            "deployment/reports",
+            "--for=jsonpath={.status.availableReplicas}=1",
+            "--timeout=60s",
+        ]);
+        sim.kubectl_ok(&[
+            "wait",
+            "pvc/scratch",
+            "--for=jsonpath={.status.phase}=Bound",
+            "--timeout=60s",
+        ]);
+        let kubeconfig = sim.kubeconfig.to_str().unwrap().to_owned();
+        let csi = |args: &[&str]| {
+            let mut all = args.to_vec();
+            all.extend(["--kubeconfig", kubeconfig.as_str()]);
+            run(&all, "")
+        };
+        let target = ["--to-storageclass", "gp2-csi"];
+
+        let refused = csi(&[&["plan", "deployment", "reports"][..], &target].concat());
+        assert_eq!(refused.status.code(), Some(1));
+        assert!(
+            stderr(&refused).contains("--allow-downtime"),
+            "{}",
+            stderr(&refused)
+        );
+        let plan = csi(&[
+            &["plan", "deploy", "reports", "--allow-downtime"][..],
+            &target,
+        ]
+        .concat());
+        assert!(plan.status.success(), "{}", stderr(&plan));
+        assert!(stdout(&plan).contains("deployment default/reports → storageclass gp2-csi"));
+        assert!(stdout(&plan).contains("PATCH deployment default/reports spec.replicas=0"));
+
+        let work = std::env::temp_dir().join(format!(
+            "csi-migrate-e2e-deploy-work-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&work);
+        let deployment_dir = work.join("reports");
+        let migrated = csi(&[
+            &[
+                "migrate",
+                "deployment",
+                "reports",
+                "--allow-downtime",
+                "--yes",
+            ][..],
+            &target,
+            &["--work-dir", deployment_dir.to_str().unwrap()],
+        ]
+        .concat());
+        assert!(migrated.status.success(), "{}", stderr(&migrated));
+        let volume =
+            sim.kubectl_ok(&["get", "pvc", "reports", "-o", "jsonpath={.spec.volumeName}"]);
+        assert!(volume.ends_with("-csi"), "{volume}");
+        let driver = sim.kubectl_ok(&["get", "pv", &volume, "-o", "jsonpath={.spec.csi.driver}"]);
+        assert_eq!(driver, "ebs.csi.aws.com");
+        sim.kubectl_ok(&[
+            "wait",
+            "deployment/reports",
+            "--for=jsonpath={.status.availableReplicas}=1",
+            "--timeout=60s",
+        ]);
+
+        // --dry-run: every write sent with dryRun=All, nothing changes, no work dir.
+        let claim_dir = work.join("scratch");
+        let before = sim.kubectl_ok(&["get", "pvc", "scratch", "-o", "jsonpath={.metadata.uid}"]);
+        let dry = csi(&[
+            &["migrate", "pvc", "scratch", "--dry-run"][..],
+            &target,
+            &["--work-dir", claim_dir.to_str().unwrap()],
+        ]
+        .concat());
+        assert!(dry.status.success(), "{}", stderr(&dry));
+        assert!(
+            stderr(&dry).contains("accepted (dry run)"),
+            "{}",
+            stderr(&dry)
+        );
+        assert!(!claim_dir.exists(), "a dry run leaves no work dir");
+        let after = sim.kubectl_ok(&["get", "pvc", "scratch", "-o", "jsonpath={.metadata.uid}"]);
+        assert_eq!(before, after);
+
+        let migrated = csi(&[
+            &["migrate", "persistentvolumeclaim", "scratch", "--yes"][..],
+            &target,
+            &["--work-dir", claim_dir.to_str().unwrap()],
+        ]
+        .concat());
+        assert!(migrated.status.success(), "{}", stderr(&migrated));
+        let class = sim.kubectl_ok(&[
+            "get",
+            "pvc",
+            "scratch",
+            "-o",
+            "jsonpath={.spec.storageClassName}",
+        ]);
+        assert_eq!(class, "gp2-csi");
+        let rolled_back = csi(&["rollback", "--work-dir", claim_dir.to_str().unwrap()]);
+        assert!(rolled_back.status.success(), "{}", stderr(&rolled_back));
+        let class = sim.kubectl_ok(&[
+            "get",
+            "pvc",
+            "scratch",
+            "-o",
+            "jsonpath={.spec.storageClassName}",
+        ]);
+        assert_eq!(class, "gp2");
+        let _ = std::fs::remove_dir_all(&work);
+    }
+
     #[test]
     fn plan_migrate_and_resume_through_the_binary() {
         let sim = EbsSim::start("full");
@@ -1470,6 +1626,182 @@ mod migrate {
             replan.status.success(),
             "{}",
             String::from_utf8_lossy(&replan.stderr)
+        );
+    }
+
+    /// kubectl against the simulator, parsed from `-o json`.
+    fn kubectl_json(sim: &EbsSim, args: &[&str]) -> serde_json::Value {
+        let out = Command::new("kubectl")
+            .args(args)
+            .args(["-o", "json", "--cache-dir"])
+            .arg(sim.dir.join("kubectl-cache"))
+            .env("KUBECONFIG", &sim.kubeconfig)
+            .output()
+            .expect("kubectl must be installed to run these tests (.ci/run installs it)");
+        assert!(out.status.success(), "kubectl {args:?}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    #[test]
+    fn json_output_is_one_event_per_step_start_and_done_then_a_summary_and_kubernetes_events() {
+        let sim = EbsSim::start("events");
+        let work_dir = sim.dir.join("work");
+        let out = sim.run(&[
+            "migrate",
+            "statefulset",
+            "web",
+            "--to-storageclass",
+            "gp2-csi",
+            "--work-dir",
+            work_dir.to_str().unwrap(),
+            "--yes",
+            "--timeout",
+            "60",
+            "-o",
+            "json",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "", "with -o json only errors go to stderr");
+        let events: Vec<serde_json::Value> = stdout(&out)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert!(
+            events
+                .iter()
+                .all(|e| e["apiVersion"] == "csi-migrate.events/v1")
+        );
+        let workload =
+            serde_json::json!({"kind": "StatefulSet", "namespace": "default", "name": "web"});
+        assert!(events.iter().all(|e| e["workload"] == workload));
+
+        let (plan, rest) = events.split_first().unwrap();
+        assert_eq!(plan["type"], "plan");
+        let steps = plan["plan"]["steps"].as_array().unwrap();
+        let (summary, step_events) = rest.split_last().unwrap();
+        assert_eq!(step_events.len(), 2 * steps.len());
+        for (i, step) in steps.iter().enumerate() {
+            let (started, done) = (&step_events[2 * i], &step_events[2 * i + 1]);
+            for (event, kind) in [(started, "started"), (done, "done")] {
+                assert_eq!(event["type"], "step");
+                assert_eq!(event["operation"], "migrate");
+                assert_eq!(event["event"], kind, "step {i}");
+                assert_eq!(event["index"], i);
+                assert_eq!(event["total"], steps.len());
+                assert_eq!(&event["step"], step);
+            }
+            assert!(done["stepSeconds"].as_f64().unwrap() >= 0.0);
+            assert!(done["elapsedSeconds"].as_f64() >= started["elapsedSeconds"].as_f64());
+        }
+        // Replica steps carry their replica's pod.
+        let delete_pod = step_events
+            .iter()
+            .find(|e| e["step"]["action"] == "deletePod")
+            .unwrap();
+        assert_eq!(
+            delete_pod["pods"],
+            serde_json::json!([delete_pod["step"]["pod"]])
+        );
+        assert_eq!(summary["type"], "summary");
+        assert_eq!(summary["outcome"], "succeeded");
+        assert_eq!(summary["executed"], steps.len());
+        assert_eq!(summary["total"], steps.len());
+
+        // Kubernetes Events on the StatefulSet: started on the old set, completed on the
+        // recreated one (kubectl describe matches by uid).
+        let uid = kubectl_json(&sim, &["get", "statefulset", "web"])["metadata"]["uid"].clone();
+        let list = kubectl_json(&sim, &["get", "events", "-n", "default"]);
+        let ours: Vec<&serde_json::Value> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["source"]["component"] == "csi-migrate")
+            .collect();
+        let reasons: Vec<&str> = ours.iter().map(|e| e["reason"].as_str().unwrap()).collect();
+        assert!(reasons.contains(&"MigrationStarted"), "{reasons:?}");
+        assert!(reasons.contains(&"MigrationCompleted"), "{reasons:?}");
+        for event in &ours {
+            assert_eq!(event["involvedObject"]["kind"], "StatefulSet");
+            assert_eq!(event["involvedObject"]["name"], "web");
+        }
+        let completed = ours
+            .iter()
+            .find(|e| e["reason"] == "MigrationCompleted")
+            .unwrap();
+        assert_eq!(completed["involvedObject"]["uid"], uid);
+        assert_eq!(completed["type"], "Normal");
+
+        // Resume of the finished run: no steps, just the summary; no new Event.
+        let resumed = sim.run(&[
+            "resume",
+            "--work-dir",
+            work_dir.to_str().unwrap(),
+            "-o",
+            "json",
+        ]);
+        assert!(resumed.status.success(), "{}", stderr(&resumed));
+        let lines: Vec<serde_json::Value> = stdout(&resumed)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["type"], "summary");
+        assert_eq!(lines[0]["operation"], "resume");
+        assert_eq!(lines[0]["executed"], 0);
+    }
+
+    /// Elapsed times and uids (also inside generated PV names) vary from run to run.
+    fn redact_progress(text: &str) -> String {
+        let uid =
+            regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+                .unwrap();
+        let elapsed = regex::Regex::new(r"^\[ *[0-9]+\.[0-9]s\]").unwrap();
+        let took = regex::Regex::new(r" \([0-9]+\.[0-9]s\)$").unwrap();
+        text.lines()
+            .map(|line| {
+                let line = uid.replace_all(line, "UID");
+                let line = elapsed.replace(&line, "[ELAPSED]");
+                took.replace(&line, " (TOOK)").into_owned()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn text_output_off_a_terminal_is_plain_progress_lines() {
+        let sim = EbsSim::start("plain");
+        let work_dir = sim.dir.join("work");
+        let out = sim.run(&[
+            "migrate",
+            "statefulset",
+            "web",
+            "--to-storageclass",
+            "gp2-csi",
+            "--work-dir",
+            work_dir.to_str().unwrap(),
+            "--yes",
+            "--timeout",
+            "60",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            !err.contains('\u{1b}') && !err.contains('\r'),
+            "no escape codes or carriage returns when stderr is not a terminal"
+        );
+        // The plan table first, then one line per step start and done.
+        let progress: String = err
+            .lines()
+            .skip_while(|line| !line.starts_with('['))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        insta::assert_snapshot!("migrate_text_progress", redact_progress(&progress));
+        assert_eq!(
+            stdout(&out),
+            format!(
+                "migration complete: 33 of 33 steps run now; backups and journal in {}\n",
+                work_dir.display()
+            )
         );
     }
 }
@@ -1596,5 +1928,412 @@ mod demo {
             assert!(text.contains(&done), "{text}");
         }
         assert!(stderr(&out).contains("CREATE statefulset default/web on the target class"));
+    }
+}
+
+#[path = "../../vsphere/tests/support/vcsim_process.rs"]
+mod vcsim_process;
+
+/// vSphere through VMware's vCenter simulator (vcsim, built by `scripts/build-vcsim`; a
+/// build or start failure fails the test): kube-sim's vSphere disks live in vcsim's
+/// datastore files, no `CnsVSphereVolumeMigration` records exist, and `migrate` registers
+/// every VMDK through vCenter as a user would run it.
+mod vsphere {
+    use super::sim::Sim;
+    use super::*;
+    use std::collections::BTreeMap;
+
+    const USER: &str = "administrator@vsphere.local";
+    const PASSWORD: &str = "e2e-Vc-Pa55w0rd!";
+    /// The scan codes only `scan --vcenter` can find.
+    pub(crate) const VCENTER_CODES: [&str; 4] = [
+        "VSPHERE_DATASTORE_MISSING",
+        "VSPHERE_VMDK_MISSING",
+        "VSPHERE_STORAGE_POLICY_MISSING",
+        "VSPHERE_VCENTER_VERSION",
+    ];
+    const DATASTORE: &str = "vsanDatastore";
+
+    /// Runs the binary against the simulator with the password only in the environment.
+    fn run_with_password(sim: &Sim, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&sim.kubeconfig)
+            .env("VSPHERE_PASSWORD", PASSWORD)
+            .env_remove("VSPHERE_USER")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// sha256 of a file, by `sha256sum`.
+    fn sha256_of(path: &Path) -> String {
+        let out = Command::new("sha256sum").arg(path).output().unwrap();
+        assert!(out.status.success(), "sha256sum {}", path.display());
+        stdout(&out).split_whitespace().next().unwrap().to_owned()
+    }
+
+    /// `plan statefulset web` to the vSphere CSI class, with `extra` flags.
+    fn plan_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "plan",
+            "statefulset",
+            "web",
+            "-n",
+            "default",
+            "--to-storageclass",
+            "vsphere-thin-csi",
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+
+    /// `volumePath` → sha256 of every vSphere disk, from the sim's `/_sim/v1/disks`.
+    fn disk_checksums(sim: &Sim) -> BTreeMap<String, String> {
+        let disks: serde_json::Value =
+            serde_json::from_str(&sim.kubectl_ok(&["get", "--raw", "/_sim/v1/disks"])).unwrap();
+        disks["disks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["driver"] == "csi.vsphere.vmware.com")
+            .map(|d| {
+                (
+                    d["inTreeSource"]["vsphereVolume"]["volumePath"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                    d["sha256"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The `-flat.vmdk` file holding a volume path's bytes in vcsim's datastore.
+    fn flat_file(datastore_dir: &Path, volume_path: &str) -> PathBuf {
+        let relative = volume_path.split_once("] ").unwrap().1;
+        datastore_dir.join(relative.replace(".vmdk", "-flat.vmdk"))
+    }
+
+    /// Backing file path (`[ds] folder/x.vmdk`) → FCD id, as vcsim reports them.
+    fn fcd_ids(url: &str) -> BTreeMap<String, String> {
+        use csi_migrate_vsphere::{ClientOptions, Credentials, VcenterClient};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let mut vc = VcenterClient::new(url, ClientOptions::default()).unwrap();
+                vc.login(&Credentials::new(USER, PASSWORD)).await.unwrap();
+                let dc = vc.find_datacenter("DC0").await.unwrap();
+                let ds = vc.find_datastore(&dc, DATASTORE).await.unwrap();
+                let mut ids = BTreeMap::new();
+                for id in vc.list_vstorage_objects(&ds).await.unwrap() {
+                    let object = vc.retrieve_vstorage_object(&ds, &id).await.unwrap();
+                    ids.insert(object.file_path, object.id);
+                }
+                vc.logout().await.unwrap();
+                ids
+            })
+    }
+
+    /// Every file under `dir`, recursively.
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(files_under(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files
+    }
+
+    #[test]
+    fn demo_adds_a_vsphere_run_registering_through_vcsim_and_keeps_the_record_based_one() {
+        let binary = super::vcsim_process::build_vcsim();
+        let out = run(&["demo", "--vcsim", binary.to_str().unwrap()], "");
+        let text = stdout(&out);
+        assert!(out.status.success(), "{text}{}", stderr(&out));
+        let done = "3 disks, 3 unchanged checksums, every claim now on csi.vsphere.vmware.com.";
+        assert_eq!(
+            text.matches(done).count(),
+            2,
+            "record-based and vcsim runs: {text}"
+        );
+        assert!(
+            text.contains("== 3.1  A simulated cluster: vSphere through vCenter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("registered with CNS through http://127.0.0.1:"),
+            "{text}"
+        );
+
+        let skipped = run(&["demo", "--no-vcsim"], "");
+        assert!(skipped.status.success(), "{}", stderr(&skipped));
+        let text = stdout(&skipped);
+        assert_eq!(text.matches(done).count(), 1, "{text}");
+        assert!(text.contains("scripts/build-vcsim"), "{text}");
+    }
+
+    #[test]
+    fn statefulset_on_vcsim_backed_disks_is_registered_and_migrated_onto_fcd_ids() {
+        let vcsim = super::vcsim_process::start_vcsim(
+            USER,
+            PASSWORD,
+            // 7.0.0: the RegisterDisk + backingDiskId path, the one vcsim implements
+            &["-datastore", DATASTORE, "-api-version", "7.0.0.0"],
+        );
+        let datastore_dir = vcsim.datastore_dirs[DATASTORE].clone();
+        let backing = format!("{DATASTORE}={}", datastore_dir.display());
+        let sim = Sim::start(
+            "vsphere-vcsim",
+            &[
+                "--scenario",
+                "vsphere-statefulset",
+                "--vsphere-datastore",
+                &backing,
+            ],
+        );
+        // The scenario's data is in vcsim's files.
+        let before = disk_checksums(&sim);
+        assert_eq!(before.len(), 3, "{before:?}");
+        for (path, sha) in &before {
+            assert_eq!(&sha256_of(&flat_file(&datastore_dir, path)), sha, "{path}");
+        }
+        // The CSI driver never registered anything: registration must go through vCenter.
+        sim.kubectl_ok(&["delete", "cnsvspherevolumemigrations", "--all"]);
+
+        // scan --vcenter: the datastores, VMDKs, policy and version check out; a class
+        // naming an unknown policy and a wrong datacenter are reported with stable codes.
+        let scan = |url: &str, datacenter: &str| -> serde_json::Value {
+            let out = run_with_password(
+                &sim,
+                &[
+                    "scan",
+                    "-A",
+                    "-o",
+                    "json",
+                    "--fail-on",
+                    "never",
+                    "--vcenter",
+                    url,
+                    "--vcenter-user",
+                    USER,
+                    "--vcenter-datacenters",
+                    datacenter,
+                ],
+            );
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert!(!stdout(&out).contains(PASSWORD) && !stderr(&out).contains(PASSWORD));
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        let with_code = |report: &serde_json::Value, code: &str| -> Vec<String> {
+            report["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["code"] == code)
+                .map(|f| {
+                    format!(
+                        "{}/{}",
+                        f["object"]["kind"].as_str().unwrap(),
+                        f["object"]["name"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        };
+        let healthy = scan(&vcsim.url, "DC0");
+        for code in VCENTER_CODES {
+            assert!(with_code(&healthy, code).is_empty(), "{code}: {healthy}");
+        }
+        let gold = Command::new("kubectl")
+            .args(["apply", "-f", "-", "--kubeconfig"])
+            .arg(&sim.kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .and_then(|mut child| {
+                child.stdin.take().unwrap().write_all(
+                    br#"{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "vsphere-gold"}, "provisioner": "kubernetes.io/vsphere-volume", "parameters": {"storagePolicyName": "Gold"}}"#,
+                )?;
+                child.wait()
+            })
+            .unwrap();
+        assert!(gold.success());
+        let broken = scan(&vcsim.url, "NoSuchDC");
+        assert_eq!(
+            with_code(&broken, "VSPHERE_DATASTORE_MISSING").len(),
+            3,
+            "{broken}"
+        );
+        assert_eq!(
+            with_code(&broken, "VSPHERE_STORAGE_POLICY_MISSING"),
+            vec!["StorageClass/vsphere-gold"]
+        );
+        sim.kubectl_ok(&["delete", "storageclass", "vsphere-gold"]);
+        {
+            // Another vCenter: vcsim's own API 6.5 and an empty vsanDatastore.
+            let old = super::vcsim_process::start_vcsim(USER, PASSWORD, &["-datastore", DATASTORE]);
+            let report = scan(&old.url, "DC0");
+            assert_eq!(
+                with_code(&report, "VSPHERE_VCENTER_VERSION"),
+                vec!["CSIDriver/csi.vsphere.vmware.com"]
+            );
+            assert_eq!(
+                with_code(&report, "VSPHERE_VMDK_MISSING").len(),
+                3,
+                "{report}"
+            );
+        }
+
+        let vcenter = [
+            "--vcenter",
+            vcsim.url.as_str(),
+            "--vcenter-user",
+            USER,
+            "--vcenter-datacenters",
+            "DC0",
+        ];
+        let run_args = |args: Vec<&str>| run_with_password(&sim, &args);
+
+        // A wrong datacenter: every PV's datastore is missing, named with its field.
+        let wrong_dc = run_args(plan_args(&[
+            "--vcenter",
+            vcsim.url.as_str(),
+            "--vcenter-user",
+            USER,
+            "--vcenter-datacenters",
+            "NoSuchDC",
+        ]));
+        assert_eq!(wrong_dc.status.code(), Some(1), "{}", stderr(&wrong_dc));
+        let text = stderr(&wrong_dc);
+        assert_eq!(
+            text.matches("VSPHERE_DATASTORE_MISSING").count(),
+            3,
+            "{text}"
+        );
+        assert!(text.contains("spec.vsphereVolume.volumePath"), "{text}");
+
+        // The vCenter checks pass; plan is read-only, so the unregistered VMDKs are deferred
+        // to migrate (which registers them) rather than invented.
+        let plan = run_args(plan_args(&vcenter));
+        let plan_err = stderr(&plan);
+        assert_eq!(plan.status.code(), Some(1), "{plan_err}");
+        assert!(!plan_err.contains("VSPHERE_"), "{plan_err}");
+        assert!(
+            plan_err.contains("not registered with CNS yet"),
+            "{plan_err}"
+        );
+        assert!(fcd_ids(&vcsim.url).is_empty(), "plan registered nothing");
+
+        let work_dir = std::env::temp_dir().join(format!(
+            "csi-migrate-e2e-vsphere-work-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&work_dir);
+        let mut migrate = vec![
+            "migrate",
+            "statefulset",
+            "web",
+            "-n",
+            "default",
+            "--to-storageclass",
+            "vsphere-thin-csi",
+            "--work-dir",
+            work_dir.to_str().unwrap(),
+            "--yes",
+            "--timeout",
+            "60",
+        ];
+        migrate.extend_from_slice(&vcenter);
+        let done = run_with_password(&sim, &migrate);
+        assert!(done.status.success(), "{}", stderr(&done));
+
+        // Every claim is on a CSI PV naming the FCD id vcsim holds for its VMDK.
+        let ids = fcd_ids(&vcsim.url);
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        let pvs: serde_json::Value =
+            serde_json::from_str(&sim.kubectl_ok(&["get", "pv", "-o", "json"])).unwrap();
+        for i in 0..3 {
+            let claim: serde_json::Value = serde_json::from_str(&sim.kubectl_ok(&[
+                "get",
+                "pvc",
+                &format!("data-web-{i}"),
+                "-n",
+                "default",
+                "-o",
+                "json",
+            ]))
+            .unwrap();
+            let volume = claim["spec"]["volumeName"].as_str().unwrap();
+            let pv = pvs["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["metadata"]["name"] == volume)
+                .unwrap();
+            assert_eq!(pv["spec"]["csi"]["driver"], "csi.vsphere.vmware.com");
+            let handle = pv["spec"]["csi"]["volumeHandle"].as_str().unwrap();
+            assert!(
+                ids.values().any(|id| id == handle),
+                "{handle} not in {ids:?}"
+            );
+        }
+        // The pods run again on those volumes.
+        let pods: serde_json::Value =
+            serde_json::from_str(&sim.kubectl_ok(&["get", "pods", "-n", "default", "-o", "json"]))
+                .unwrap();
+        let running = pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count();
+        assert_eq!(running, 3);
+        // The records say path → id, and that vcsim could not protect the disks.
+        let records: serde_json::Value = serde_json::from_str(&sim.kubectl_ok(&[
+            "get",
+            "cnsvspherevolumemigrations",
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        let records = records["items"].as_array().unwrap();
+        assert_eq!(records.len(), 3);
+        for record in records {
+            let path = record["spec"]["volumepath"].as_str().unwrap();
+            assert_eq!(
+                record["spec"]["volumeid"].as_str(),
+                ids.get(path).map(String::as_str)
+            );
+            assert_eq!(record["spec"]["protectvolumefromvmdelete"], false);
+        }
+        // Every byte unchanged, in the sim's view and in vcsim's files.
+        assert_eq!(disk_checksums(&sim), before);
+        for (path, sha) in &before {
+            assert_eq!(&sha256_of(&flat_file(&datastore_dir, path)), sha, "{path}");
+        }
+        // The password is nowhere: not in output, not in the work dir.
+        for output in [&wrong_dc, &plan, &done] {
+            assert!(!stdout(output).contains(PASSWORD));
+            assert!(!stderr(output).contains(PASSWORD));
+        }
+        let files = files_under(&work_dir);
+        assert!(!files.is_empty());
+        for file in files {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(PASSWORD),
+                "{} holds the password",
+                file.display()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&work_dir);
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use csi_migrate_translate::Translator;
@@ -112,16 +113,125 @@ fn handle_matches(known: &str, asked: &str) -> bool {
     matches!((without_project(known), without_project(asked)), (Some(a), Some(b)) if a == b)
 }
 
+/// `(datastore, datastore-relative path)` of an in-tree vSphere `volumePath`
+/// (`[ds] folder/disk.vmdk`; the last `/` component inside the brackets is the datastore).
+fn vsphere_file(volume_path: &str) -> Option<(String, String)> {
+    let rest = volume_path.trim().strip_prefix('[')?;
+    let (inside, path) = rest.split_once(']')?;
+    let datastore = inside.rsplit('/').next()?.to_owned();
+    Some((datastore, path.trim().to_owned()))
+}
+
 /// All disks of the simulated cloud.
 #[derive(Debug, Default)]
 pub struct Cloud {
     disks: Mutex<BTreeMap<String, Disk>>,
     next: Mutex<u64>,
+    /// Datastore name → local directory holding the VMDKs of vSphere disks on it (e.g. a
+    /// vCenter simulator's datastore): their bytes live in `<dir>/<path>-flat.vmdk`.
+    vsphere_datastores: Mutex<BTreeMap<String, PathBuf>>,
 }
 
 impl Cloud {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Disk>> {
         self.disks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the bytes of vSphere disks on datastore `name` in `dir` (descriptor
+    /// `<disk>.vmdk`, extent `<disk>-flat.vmdk`) instead of in memory.
+    pub fn back_vsphere_datastore(&self, name: &str, dir: PathBuf) {
+        self.vsphere_datastores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), dir);
+    }
+
+    /// The descriptor and flat extent files of a disk on a backed datastore.
+    fn backing_files(&self, disk: &Disk) -> Option<(PathBuf, PathBuf)> {
+        let path = disk
+            .in_tree_source
+            .pointer("/vsphereVolume/volumePath")?
+            .as_str()?;
+        let (datastore, relative) = vsphere_file(path)?;
+        let dir = self
+            .vsphere_datastores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&datastore)?
+            .clone();
+        let descriptor = dir.join(&relative);
+        let flat = dir.join(relative.strip_suffix(".vmdk").map_or_else(
+            || format!("{relative}-flat.vmdk"),
+            |stem| format!("{stem}-flat.vmdk"),
+        ));
+        Some((descriptor, flat))
+    }
+
+    /// Creates a backed disk's files (an existing extent keeps its bytes).
+    fn create_backing(&self, disk: &Disk) {
+        let Some((descriptor, flat)) = self.backing_files(disk) else {
+            return;
+        };
+        if let Some(parent) = descriptor.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let extent = flat
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = format!(
+            "# Disk DescriptorFile\nversion=1\ncreateType=\"vmfs\"\n\n# Extent description\nRW {} VMFS \"{extent}\"\n",
+            disk.size_bytes / 512
+        );
+        if !descriptor.exists() {
+            let _ = std::fs::write(&descriptor, text);
+        }
+        if !flat.exists() {
+            let _ = std::fs::write(&flat, &disk.content);
+        }
+    }
+
+    /// A disk with its content read from its backing file, when it has one.
+    fn with_backed_content(&self, mut disk: Disk) -> Disk {
+        if let Some((_, flat)) = self.backing_files(&disk)
+            && let Ok(bytes) = std::fs::read(flat)
+        {
+            disk.content = bytes;
+        }
+        disk
+    }
+
+    /// Lets each vSphere disk answer to the FCD id a `CnsVSphereVolumeMigration` record
+    /// names for its path, as the CSI driver maps ids to paths through those records.
+    pub fn learn_first_class_disks(&self, records: &[Value]) {
+        let mut disks = self.lock();
+        for record in records {
+            let (Some(path), Some(id)) = (
+                record.pointer("/spec/volumepath").and_then(Value::as_str),
+                record
+                    .pointer("/spec/volumeid")
+                    .or_else(|| record.pointer("/metadata/name"))
+                    .and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let wanted = vsphere_file(path);
+            let disk = disks.values_mut().find(|d| {
+                d.driver == "csi.vsphere.vmware.com"
+                    && d.in_tree_source
+                        .pointer("/vsphereVolume/volumePath")
+                        .and_then(Value::as_str)
+                        .is_some_and(|own| {
+                            own == path || (wanted.is_some() && vsphere_file(own) == wanted)
+                        })
+            });
+            if let Some(disk) = disk
+                && !id.is_empty()
+                && !disk.handles.iter().any(|h| h == id)
+            {
+                disk.handles.push(id.to_owned());
+            }
+        }
     }
 
     /// A fresh, blank disk of `plugin`'s kind, `size_bytes` large, in `zone`.
@@ -244,8 +354,9 @@ impl Cloud {
             multi_attach,
             content: Vec::new(),
         };
+        self.create_backing(&disk);
         self.lock().insert(id, disk.clone());
-        disk
+        self.with_backed_content(disk)
     }
 
     /// Replaces every disk (restoring a saved state).
@@ -273,12 +384,17 @@ impl Cloud {
 
     /// Every disk.
     pub fn list(&self) -> Vec<Disk> {
-        self.lock().values().cloned().collect()
+        let disks: Vec<Disk> = self.lock().values().cloned().collect();
+        disks
+            .into_iter()
+            .map(|d| self.with_backed_content(d))
+            .collect()
     }
 
     /// The disk with this id.
     pub fn get(&self, id: &str) -> Option<Disk> {
-        self.lock().get(id).cloned()
+        let disk = self.lock().get(id).cloned()?;
+        Some(self.with_backed_content(disk))
     }
 
     /// The disk a PV names, through its in-tree source or its CSI handle.
@@ -338,13 +454,19 @@ impl Cloud {
         Ok(())
     }
 
-    /// Replaces the content (what a pod's writes do).
+    /// Replaces the content (what a pod's writes do); a backed disk's file too.
     pub fn write(&self, id: &str, content: Vec<u8>) -> Result<(), CloudError> {
         let mut disks = self.lock();
         let disk = disks
             .get_mut(id)
             .ok_or_else(|| CloudError::NotFound(id.to_owned()))?;
         disk.content = content;
+        let disk = disk.clone();
+        drop(disks);
+        if let Some((_, flat)) = self.backing_files(&disk) {
+            std::fs::write(&flat, &disk.content)
+                .map_err(|e| CloudError::NotFound(format!("{} ({}: {e})", id, flat.display())))?;
+        }
         Ok(())
     }
 
@@ -366,6 +488,29 @@ impl Cloud {
     }
 }
 
+/// Runs forever: keeps the vSphere disks answering to the FCD ids the cluster's
+/// `CnsVSphereVolumeMigration` records give them (whoever wrote the records: the simulated
+/// driver, or csi-migrate after registering through vCenter).
+pub async fn learn_first_class_disks(store: std::sync::Arc<crate::Store>) {
+    let mut seen = None;
+    loop {
+        let version = store.resource_version();
+        if seen != Some(version)
+            && let Some(rt) = store.resource("cns.vmware.com", "cnsvspherevolumemigrations")
+            && let Ok(list) = store.list(&rt, None, &Default::default())
+        {
+            let records = list
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            store.cloud().learn_first_class_disks(&records);
+            seen = Some(version);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,6 +527,32 @@ mod tests {
         let vol = disk.handles[0].clone();
         let csi = json!({"spec": {"csi": {"driver": "ebs.csi.aws.com", "volumeHandle": vol}}});
         assert_eq!(cloud.find_for_pv(&csi).map(|d| d.id), Some(disk.id));
+    }
+
+    #[test]
+    fn backed_vsphere_disks_keep_their_bytes_in_the_datastore_files_and_learn_fcd_ids() {
+        let dir = std::env::temp_dir().join(format!("kube-sim-cloud-test-{}", std::process::id()));
+        let cloud = Cloud::default();
+        cloud.back_vsphere_datastore("vsanDatastore", dir.clone());
+        let disk = cloud.create_disk("kubernetes.io/vsphere-volume", "a", 1 << 20, None);
+        let flat = dir.join("kubevols/kubernetes-dynamic-pvc-a-flat.vmdk");
+        assert!(dir.join("kubevols/kubernetes-dynamic-pvc-a.vmdk").exists());
+        assert_eq!(cloud.write(&disk.id, b"bytes".to_vec()), Ok(()));
+        assert_eq!(std::fs::read(&flat).ok(), Some(b"bytes".to_vec()));
+        // whoever writes the file (vCenter) changes the disk
+        assert!(std::fs::write(&flat, b"changed").is_ok());
+        assert_eq!(
+            cloud.get(&disk.id).map(|d| d.content),
+            Some(b"changed".to_vec())
+        );
+        // a record maps the FCD id to the path; the disk answers to it
+        let path = disk.in_tree_source["vsphereVolume"]["volumePath"].clone();
+        cloud.learn_first_class_disks(&[json!({"metadata": {"name": "fcd-1"},
+            "spec": {"volumepath": path, "volumeid": "fcd-1"}})]);
+        let csi =
+            json!({"spec": {"csi": {"driver": "csi.vsphere.vmware.com", "volumeHandle": "fcd-1"}}});
+        assert_eq!(cloud.find_for_pv(&csi).map(|d| d.id), Some(disk.id));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -192,7 +192,7 @@ fn classes(store: &Store, plugins: &[&(&str, &str, &str)]) -> Result<(), Scenari
     for (provisioner, class, driver) in plugins {
         let parameters = match *provisioner {
             "kubernetes.io/vsphere-volume" => {
-                json!({"diskformat": "thin", "storagePolicyName": "vSAN Default"})
+                json!({"diskformat": "thin", "storagePolicyName": "vSAN Default Storage Policy"})
             }
             "kubernetes.io/aws-ebs" => json!({"type": "gp2", "fsType": "ext4"}),
             "kubernetes.io/rbd" => {

@@ -356,15 +356,17 @@ impl Store {
                 }
             }
         }
+        // As the real registry does: defaults and validation first, then the storage
+        // layer's AlreadyExists (so a dry-run create of an existing name still validates).
+        let default_class = Self::default_class(&state);
+        admission::default_on_create(rt, &mut object, default_class.as_deref());
+        admission::validate_create(rt, &object)?;
         let key = (ns.clone(), name.clone());
         let store_key = resource_key(rt);
         if let Some(existing) = state.objects.get(&store_key).and_then(|m| m.get(&key)) {
             let terminating = existing.pointer("/metadata/deletionTimestamp").is_some();
             return Err(ApiError::already_exists(rt, &name, terminating));
         }
-        let default_class = Self::default_class(&state);
-        admission::default_on_create(rt, &mut object, default_class.as_deref());
-        admission::validate_create(rt, &object)?;
         state.resource_version += 1;
         let rv = state.resource_version;
         let uid = Self::next_uid(&mut state);

@@ -2,9 +2,12 @@
 //!
 //! Same disks, same claim names, no data copy. Two halves:
 //!
-//! - [`plan::plan_statefulset`] is pure: a [`snapshot::StatefulSetSnapshot`] and a target
+//! - [`plan::plan_workload`] is pure: a [`snapshot::WorkloadSnapshot`] and a target
 //!   StorageClass in, every preflight [`plan::Blocker`] or an ordered list of
-//!   [`plan::Step`]s out, with the exact CSI PV and claim each volume gets.
+//!   [`plan::Step`]s out, with the exact CSI PV and claim each volume gets. One planner
+//!   per kind: [`plan::plan_statefulset`] (rolling, below), [`plan::plan_deployment`]
+//!   (scale to zero, replace the claims, scale back) and [`plan::plan_claim`] (one claim,
+//!   unused or with the bare pods using it recreated).
 //! - [`runner::migrate`] / [`runner::resume`] execute a plan: backups and `plan.json`
 //!   in the work dir before the first write, a fsynced journal around every step, every
 //!   step idempotent (it inspects the cluster first), uid preconditions on deletes,
@@ -66,6 +69,8 @@
 //! policy is handled, not a blocker. Claims owned by anything else (a pod, via
 //! `whenScaled: Delete` on a scaled-away ordinal, or a foreign controller) block.
 
+pub mod dry_run;
+pub mod events;
 pub mod plan;
 pub mod quantity;
 pub mod resolve;
@@ -74,13 +79,20 @@ pub mod runner;
 pub mod snapshot;
 pub mod workdir;
 
+pub use dry_run::dry_run;
 /// The Kubernetes client the runner and loader take (re-exported so callers need no `kube` dependency).
 pub use kube::Client;
-pub use plan::{Blocker, Plan, PlanError, PlanOptions, ReclaimPolicy, Step, plan_statefulset};
+pub use plan::{
+    Batch, Blocker, Plan, PlanError, PlanOptions, PodPlan, ReclaimPolicy, Step, VolumePlan,
+    plan_claim, plan_deployment, plan_statefulset, plan_workload,
+};
 pub use resolve::{
     ResolveError, ResolvedVolume, TranslationResolver, VcenterConfig, VolumeHandleResolver,
     VsphereResolver, resolve_snapshot,
 };
 pub use rollback::{RollbackError, plan_rollback, rollback};
 pub use runner::{RunError, RunOptions, RunSummary, StopPoint, migrate, resume};
-pub use snapshot::{LoadError, StatefulSetSnapshot, load_statefulset_snapshot};
+pub use snapshot::{
+    LoadError, WorkloadKind, WorkloadRef, WorkloadSnapshot, load_statefulset_snapshot,
+    load_workload_snapshot, select_workloads,
+};

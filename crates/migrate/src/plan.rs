@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::quantity::quantity_bytes;
-use crate::snapshot::StatefulSetSnapshot;
+pub use crate::snapshot::WorkloadKind;
+use crate::snapshot::WorkloadSnapshot;
 
 /// Schema identifier written into every plan.
 pub const PLAN_API_VERSION: &str = "csi-migrate.plan/v1";
@@ -86,47 +87,63 @@ fn render_blockers(blockers: &[Blocker]) -> String {
     out
 }
 
-/// The migration of one StatefulSet: everything the runner needs, stored as `plan.json`.
+/// The migration of one workload: everything the runner needs, stored as `plan.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// Always [`PLAN_API_VERSION`].
     pub api_version: String,
-    /// Namespace of the StatefulSet.
+    /// What is migrated.
+    pub kind: WorkloadKind,
+    /// Namespace of the workload.
     pub namespace: String,
-    /// Name of the StatefulSet.
-    pub statefulset: String,
-    /// uid of the StatefulSet as planned (the orphan-delete precondition).
-    pub statefulset_uid: String,
+    /// Name of the StatefulSet, Deployment or claim.
+    pub name: String,
+    /// uid of the StatefulSet or Deployment as planned (its delete or scale precondition);
+    /// empty for a claim.
+    pub uid: String,
     /// The CSI StorageClass the volumes move to.
     pub target_storage_class: String,
     /// The CSI driver of the new PVs.
     pub driver: String,
-    /// Per replica, in the order they are migrated.
-    pub replicas: Vec<ReplicaPlan>,
-    /// The StatefulSet created at the end (templates on the target class, server fields stripped).
-    pub recreated_statefulset: StatefulSet,
+    /// Pods stopped together and the claims replaced meanwhile, in order: one per
+    /// StatefulSet replica; one for a Deployment (its pods go by scaling to zero); one
+    /// for a claim (with the bare pods using it, if any).
+    pub batches: Vec<Batch>,
+    /// StatefulSet only: the set created at the end (templates on the target class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recreated_statefulset: Option<StatefulSet>,
+    /// Deployment only: the replicas it is scaled back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_replicas: Option<i32>,
     /// The ordered steps.
     pub steps: Vec<Step>,
     /// Things worth knowing that do not block the migration.
     pub warnings: Vec<String>,
 }
 
-/// One replica: its pod and volumes.
+/// Pods stopped together while the claims they use are replaced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReplicaPlan {
-    /// Ordinal of the pod.
-    pub ordinal: i32,
-    /// Pod name, `<sts>-<ordinal>`.
-    pub pod: String,
-    /// uid of the pod as planned (the delete precondition).
-    pub pod_uid: String,
-    /// The pod the runner creates after the claims are replaced (no owner: the recreated
-    /// StatefulSet adopts it).
-    pub recreated_pod: Pod,
-    /// One per volumeClaimTemplate.
+pub struct Batch {
+    /// The pods deleted before and recreated after the claims (none for a Deployment,
+    /// whose pods go by scaling, or an unused claim).
+    pub pods: Vec<PodPlan>,
+    /// The claims replaced.
     pub volumes: Vec<VolumePlan>,
+}
+
+/// One pod the runner deletes and recreates from its backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodPlan {
+    /// Pod name.
+    pub name: String,
+    /// uid as planned (the delete precondition).
+    pub uid: String,
+    /// The pod the runner creates after the claims are replaced (no owner: a recreated
+    /// StatefulSet adopts it; no node: the scheduler places it by the new PV's affinity).
+    pub recreated: Pod,
 }
 
 /// One claim and the PV behind it, before and after.
@@ -220,6 +237,16 @@ pub enum Step {
     },
     /// Create the StatefulSet again, its templates on the target class.
     RecreateStatefulSet,
+    /// Set the Deployment's `spec.replicas` (0 before the claims are replaced, the
+    /// recorded count after).
+    ScaleDeployment {
+        /// The replica count.
+        replicas: i32,
+    },
+    /// Wait until no pod uses the plan's claims and no VolumeAttachment names their old PVs.
+    AwaitClaimsReleased,
+    /// Wait until the Deployment has rolled out: every replica updated and available.
+    AwaitDeploymentAvailable,
     /// Wait until the StatefulSet owns every pod and reports them Ready.
     AwaitAdoption,
     /// Set the new PV's reclaim policy back to what the user had.
@@ -232,15 +259,17 @@ pub enum Step {
 }
 
 impl Step {
-    /// One line: the API call (or wait) this step makes.
-    pub fn describe(&self, namespace: &str, statefulset: &str) -> String {
+    /// One line: the API call (or wait) this step makes in `plan`.
+    pub fn describe(&self, plan: &Plan) -> String {
+        let namespace = &plan.namespace;
+        let workload = format!("{} {namespace}/{}", plan.kind, plan.name);
         match self {
             Self::RetainVolume { volume, .. } => {
                 format!("PATCH persistentvolume {volume} spec.persistentVolumeReclaimPolicy=Retain")
             }
-            Self::OrphanDeleteStatefulSet { uid } => format!(
-                "DELETE statefulset {namespace}/{statefulset} (propagationPolicy=Orphan, uid={uid}), wait gone"
-            ),
+            Self::OrphanDeleteStatefulSet { uid } => {
+                format!("DELETE {workload} (propagationPolicy=Orphan, uid={uid}), wait gone")
+            }
             Self::DeletePod { pod, uid } => format!(
                 "DELETE pod {namespace}/{pod} (uid={uid}), wait gone and its volumes detached"
             ),
@@ -261,11 +290,16 @@ impl Step {
             }
             Self::CreatePod { pod } => format!("CREATE pod {namespace}/{pod} from backup"),
             Self::AwaitPodReady { pod } => format!("WAIT pod {namespace}/{pod} Running and Ready"),
-            Self::RecreateStatefulSet => {
-                format!("CREATE statefulset {namespace}/{statefulset} on the target class")
+            Self::RecreateStatefulSet => format!("CREATE {workload} on the target class"),
+            Self::AwaitAdoption => format!("WAIT {workload} owns every pod, all Ready"),
+            Self::ScaleDeployment { replicas } => {
+                format!("PATCH {workload} spec.replicas={replicas}")
             }
-            Self::AwaitAdoption => {
-                format!("WAIT statefulset {namespace}/{statefulset} owns every pod, all Ready")
+            Self::AwaitClaimsReleased => {
+                format!("WAIT no pod in {namespace} uses the claims and their volumes are detached")
+            }
+            Self::AwaitDeploymentAvailable => {
+                format!("WAIT {workload} rolled out, every replica available")
             }
             Self::RestoreReclaimPolicy { volume, policy } => {
                 format!(
@@ -293,14 +327,16 @@ impl Plan {
         self.volumes().find(|v| v.old_volume == volume)
     }
 
-    /// The replica whose pod is `pod`.
-    pub fn replica(&self, pod: &str) -> Option<&ReplicaPlan> {
-        self.replicas.iter().find(|r| r.pod == pod)
+    /// The batch holding pod `pod`, and the pod's plan.
+    pub fn pod(&self, pod: &str) -> Option<(&Batch, &PodPlan)> {
+        self.batches
+            .iter()
+            .find_map(|b| Some((b, b.pods.iter().find(|p| p.name == pod)?)))
     }
 
-    /// Every volume of every replica.
+    /// Every volume of every batch.
     pub fn volumes(&self) -> impl Iterator<Item = &VolumePlan> {
-        self.replicas.iter().flat_map(|r| r.volumes.iter())
+        self.batches.iter().flat_map(|b| b.volumes.iter())
     }
 }
 
@@ -318,6 +354,43 @@ fn is_ready(pod: &Pod) -> bool {
             .iter()
             .flatten()
             .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Whether `pod` has not finished and mounts one of `claims` (so the claim's protection
+/// keeps it, and its disk stays attached).
+pub(crate) fn mounts_any_claim(pod: &Pod, claims: &[&str]) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    !matches!(phase, Some("Succeeded" | "Failed"))
+        && pod
+            .spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .filter_map(|v| v.persistent_volume_claim.as_ref())
+            .any(|c| claims.contains(&c.claim_name.as_str()))
+}
+
+/// Pods of `snapshot` that have not finished and mount claim `claim`.
+fn pods_using<'a>(snapshot: &'a WorkloadSnapshot, claim: &str) -> Vec<&'a Pod> {
+    snapshot
+        .pods
+        .iter()
+        .filter(|pod| mounts_any_claim(pod, &[claim]))
+        .collect()
+}
+
+/// Whether claim `claim` is bound to a PV that already is a CSI volume.
+fn is_on_csi(snapshot: &WorkloadSnapshot, claim: &str) -> bool {
+    let volume = snapshot
+        .claims
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(claim))
+        .and_then(|c| c.spec.as_ref()?.volume_name.as_deref());
+    volume.is_some_and(|volume| {
+        snapshot.volumes.iter().any(|pv| {
+            pv.metadata.name.as_deref() == Some(volume)
+                && pv.spec.as_ref().is_some_and(|s| s.csi.is_some())
+        })
+    })
 }
 
 /// Annotations a fresh claim must not carry (binding and provisioning state of the old one).
@@ -384,203 +457,141 @@ fn owner_description(owner: &OwnerReference) -> String {
     format!("{}/{}", owner.kind, owner.name)
 }
 
-/// Plans the rolling in-place migration of one StatefulSet's volumes to `target_class`.
-///
-/// Pure: reads only `snapshot`. Returns every blocker found, or the plan.
-pub fn plan_statefulset(
-    snapshot: &StatefulSetSnapshot,
-    target_class: &str,
-    options: PlanOptions,
-) -> Result<Plan, PlanError> {
-    let mut blockers = Vec::new();
-    let mut warnings = Vec::new();
-    let mut block = |object: String, field: &str, message: String| {
-        blockers.push(Blocker {
-            object,
+/// Blockers and warnings a planner gathers.
+#[derive(Debug, Default)]
+pub(crate) struct Preflight {
+    blockers: Vec<Blocker>,
+    warnings: Vec<String>,
+}
+
+impl Preflight {
+    fn block(&mut self, object: impl Into<String>, field: &str, message: impl Into<String>) {
+        self.blockers.push(Blocker {
+            object: object.into(),
             field: field.to_owned(),
-            message,
+            message: message.into(),
         });
-    };
-    let set = &snapshot.statefulset;
-    let name = set.metadata.name.clone().unwrap_or_default();
-    let namespace = set.metadata.namespace.clone().unwrap_or_default();
-    let set_uid = set.metadata.uid.clone().unwrap_or_default();
-    let set_object = format!("statefulset/{namespace}/{name}");
-    let set_spec = &set.spec;
-    let replicas = set_spec.replicas.unwrap_or(1);
-
-    if set.metadata.deletion_timestamp.is_some() {
-        block(
-            set_object.clone(),
-            "metadata.deletionTimestamp",
-            "the StatefulSet is being deleted".into(),
-        );
-    }
-    for owner in set.metadata.owner_references.iter().flatten() {
-        block(
-            set_object.clone(),
-            "metadata.ownerReferences",
-            format!(
-                "owned by {}, which would recreate it mid-migration; migrate through its owner or remove the reference",
-                owner_description(owner)
-            ),
-        );
-    }
-    if replicas == 0 {
-        block(
-            set_object.clone(),
-            "spec.replicas",
-            "0 replicas: nothing runs to migrate rolling; scale up first".into(),
-        );
-    } else if replicas == 1 && !options.allow_downtime {
-        block(
-            set_object.clone(),
-            "spec.replicas",
-            "a single replica is down while its volume is replaced; pass --allow-downtime".into(),
-        );
-    }
-    let annotations = set.metadata.annotations.clone().unwrap_or_default();
-    let labels = set.metadata.labels.clone().unwrap_or_default();
-    if annotations.keys().any(|k| {
-        k.starts_with("argocd.argoproj.io/")
-            || k.starts_with("meta.helm.sh/")
-            || k.starts_with("kustomize.toolkit.fluxcd.io/")
-    }) || labels
-        .get("app.kubernetes.io/managed-by")
-        .map(String::as_str)
-        == Some("Helm")
-    {
-        warnings.push(format!(
-            "{set_object} is managed by GitOps/Helm: pause syncing during the migration and change its volumeClaimTemplates' storageClassName to {target_class} at the source, or it will fight the recreated StatefulSet"
-        ));
-    }
-    if annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration") {
-        warnings.push(format!(
-            "{set_object} carries kubectl's last-applied-configuration with the old volumeClaimTemplates; update your manifest to storageClassName {target_class} before the next kubectl apply"
-        ));
-    }
-    let retention = set_spec.persistent_volume_claim_retention_policy.as_ref();
-    if retention.and_then(|r| r.when_deleted.as_deref()) == Some("Delete") {
-        warnings.push(format!(
-            "{set_object} has persistentVolumeClaimRetentionPolicy.whenDeleted=Delete: handled by deleting it with propagationPolicy=Orphan (the garbage collector strips its ownerReferences from the claims instead of deleting them) while every PV is Retain"
-        ));
     }
 
-    // Target class and driver.
-    let translator = Translator::new();
-    let target = snapshot
-        .storage_classes
-        .iter()
-        .find(|c| c.metadata.name.as_deref() == Some(target_class));
-    let target_object = format!("storageclass/{target_class}");
-    if target.is_none() {
-        block(
-            target_object.clone(),
-            "metadata.name",
-            "the target StorageClass does not exist".into(),
-        );
+    fn warn(&mut self, message: String) {
+        self.warnings.push(message);
     }
 
-    let templates = set_spec.volume_claim_templates.clone().unwrap_or_default();
-    if templates.is_empty() {
-        block(
-            set_object.clone(),
-            "spec.volumeClaimTemplates",
-            "the StatefulSet has no volumeClaimTemplates: nothing to migrate".into(),
-        );
-    }
-
-    let mut driver: Option<String> = None;
-    let mut replica_plans = Vec::new();
-    // Highest ordinal first, as a rolling update goes.
-    for ordinal in (0..replicas.max(0)).rev() {
-        let pod_name = format!("{name}-{ordinal}");
-        let pod_object = format!("pod/{namespace}/{pod_name}");
-        let pod = snapshot.pods.iter().find(|p| {
-            p.metadata.name.as_deref() == Some(pod_name.as_str())
-                && p.metadata.namespace.as_deref() == Some(namespace.as_str())
-        });
-        let Some(pod) = pod else {
-            block(
-                pod_object,
-                "metadata.name",
-                "pod not found; every replica must be Running and Ready before a rolling migration"
-                    .into(),
-            );
-            continue;
-        };
-        if !is_ready(pod) {
-            block(
-                pod_object.clone(),
-                "status.conditions[Ready]",
-                "pod is not Running and Ready".into(),
-            );
+    /// Blocks on deletion and foreign owners of the workload; warns about GitOps, Helm and
+    /// kubectl's last-applied configuration, which would put the old class back.
+    fn check_workload_meta(&mut self, meta: &ObjectMeta, object: &str, target_class: &str) {
+        if meta.deletion_timestamp.is_some() {
+            self.block(object, "metadata.deletionTimestamp", "it is being deleted");
         }
-        if pod.metadata.deletion_timestamp.is_some() {
-            block(
-                pod_object.clone(),
-                "metadata.deletionTimestamp",
-                "pod is terminating".into(),
-            );
-        }
-        let controlled_by_set = pod
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.controller == Some(true) && o.uid == set_uid);
-        if !controlled_by_set {
-            block(
-                pod_object.clone(),
+        for owner in meta.owner_references.iter().flatten() {
+            self.block(
+                object,
                 "metadata.ownerReferences",
-                format!("pod is not controlled by {set_object}"),
+                format!(
+                    "owned by {}, which would recreate or rescale it mid-migration; migrate through its owner or remove the reference",
+                    owner_description(owner)
+                ),
             );
         }
-        let mut volumes = Vec::new();
-        for template in &templates {
-            let template_name = template.metadata.name.clone().unwrap_or_default();
-            let claim_name = format!("{template_name}-{name}-{ordinal}");
-            let claim_object = format!("persistentvolumeclaim/{namespace}/{claim_name}");
-            let Some(claim) = snapshot.claims.iter().find(|c| {
-                c.metadata.name.as_deref() == Some(claim_name.as_str())
-                    && c.metadata.namespace.as_deref() == Some(namespace.as_str())
-            }) else {
-                block(claim_object, "metadata.name", "claim not found".into());
-                continue;
-            };
-            if let Some(volume) = plan_volume(
-                snapshot,
-                claim,
-                &claim_object,
-                target_class,
-                &set_uid,
-                &translator,
-                &mut block,
-            ) {
-                match &driver {
-                    Some(d) if *d != volume.1 => block(
-                        claim_object.clone(),
-                        "spec.volumeName",
-                        format!("translates to driver {} but other volumes to {d}", volume.1),
-                    ),
-                    _ => driver = Some(volume.1.clone()),
-                }
-                volumes.push(volume.0);
+        let annotations = meta.annotations.clone().unwrap_or_default();
+        let managed = annotations.keys().any(|k| {
+            k.starts_with("argocd.argoproj.io/")
+                || k.starts_with("meta.helm.sh/")
+                || k.starts_with("kustomize.toolkit.fluxcd.io/")
+        }) || meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app.kubernetes.io/managed-by"))
+            .map(String::as_str)
+            == Some("Helm");
+        if managed {
+            self.warn(format!(
+                "{object} is managed by GitOps/Helm: pause syncing during the migration and move its claims to storageClassName {target_class} at the source, or it will fight the migration"
+            ));
+        }
+        if annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration") {
+            self.warn(format!(
+                "{object} carries kubectl's last-applied-configuration; update your manifest to storageClassName {target_class} before the next kubectl apply"
+            ));
+        }
+    }
+
+    /// Warns about PodDisruptionBudgets covering pods with `pod_labels`.
+    fn warn_disruption_budgets(
+        &mut self,
+        snapshot: &WorkloadSnapshot,
+        namespace: &str,
+        pod_labels: &BTreeMap<String, String>,
+        how: &str,
+    ) {
+        for budget in &snapshot.disruption_budgets {
+            let selector = budget
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .and_then(|s| s.match_labels.clone())
+                .unwrap_or_default();
+            if !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)) {
+                self.warn(format!(
+                    "poddisruptionbudget/{namespace}/{} covers these pods; {how}",
+                    budget.metadata.name.clone().unwrap_or_default()
+                ));
             }
         }
-        replica_plans.push(ReplicaPlan {
-            ordinal,
-            pod: pod_name,
-            pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
-            recreated_pod: recreated_pod(pod),
-            volumes,
-        });
     }
 
-    let driver = driver.unwrap_or_default();
-    if let Some(target) = target {
+    /// Plans the claims `names` (in `namespace`), checking they all go to one driver.
+    fn plan_claims(
+        &mut self,
+        context: &VolumeContext<'_>,
+        names: &[String],
+        driver: &mut Option<String>,
+    ) -> Vec<VolumePlan> {
+        let mut volumes = Vec::new();
+        for claim_name in names {
+            let claim_object = format!("persistentvolumeclaim/{}/{claim_name}", context.namespace);
+            let Some(claim) = context.snapshot.claims.iter().find(|c| {
+                c.metadata.name.as_deref() == Some(claim_name.as_str())
+                    && c.metadata.namespace.as_deref() == Some(context.namespace)
+            }) else {
+                self.block(claim_object, "metadata.name", "claim not found");
+                continue;
+            };
+            if let Some((volume, volume_driver)) = plan_volume(context, claim, &claim_object, self)
+            {
+                match driver.as_deref() {
+                    Some(d) if d != volume_driver => self.block(
+                        claim_object.clone(),
+                        "spec.volumeName",
+                        format!("translates to driver {volume_driver} but other volumes to {d}"),
+                    ),
+                    _ => *driver = Some(volume_driver),
+                }
+                volumes.push(volume);
+            }
+        }
+        volumes
+    }
+
+    /// The target class exists, is provisioned by `driver` (a CSI driver), which is installed.
+    fn check_target(&mut self, context: &VolumeContext<'_>, driver: &str) {
+        let target_class = context.target_class;
+        let target_object = format!("storageclass/{target_class}");
+        let target = context
+            .snapshot
+            .storage_classes
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(target_class));
+        let Some(target) = target else {
+            self.block(
+                target_object,
+                "metadata.name",
+                "the target StorageClass does not exist",
+            );
+            return;
+        };
         if !driver.is_empty() && target.provisioner != driver {
-            block(
+            self.block(
                 target_object.clone(),
                 "provisioner",
                 format!(
@@ -589,9 +600,12 @@ pub fn plan_statefulset(
                 ),
             );
         }
-        if translator.is_migratable_in_tree_plugin(&target.provisioner) {
-            block(
-                target_object.clone(),
+        if context
+            .translator
+            .is_migratable_in_tree_plugin(&target.provisioner)
+        {
+            self.block(
+                target_object,
                 "provisioner",
                 format!(
                     "{} is an in-tree plugin, not a CSI driver",
@@ -599,95 +613,221 @@ pub fn plan_statefulset(
                 ),
             );
         }
-    }
-    if !driver.is_empty()
-        && !snapshot
-            .csi_drivers
-            .iter()
-            .any(|d| d.metadata.name.as_deref() == Some(driver.as_str()))
-    {
-        block(
-            format!("csidriver/{driver}"),
-            "metadata.name",
-            "no CSIDriver object: the driver is not installed".into(),
-        );
-    }
-    for budget in &snapshot.disruption_budgets {
-        let selector = budget
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.as_ref())
-            .and_then(|s| s.match_labels.clone())
-            .unwrap_or_default();
-        let template_labels = set_spec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.clone());
-        let template_labels: BTreeMap<String, String> = template_labels.unwrap_or_default();
-        if !selector.is_empty()
-            && selector
+        if !driver.is_empty()
+            && !context
+                .snapshot
+                .csi_drivers
                 .iter()
-                .all(|(k, v)| template_labels.get(k) == Some(v))
+                .any(|d| d.metadata.name.as_deref() == Some(driver))
         {
-            warnings.push(format!(
-                "poddisruptionbudget/{namespace}/{} covers these pods; the migration deletes them directly, one at a time, each back Ready before the next",
-                budget.metadata.name.clone().unwrap_or_default()
-            ));
+            self.block(
+                format!("csidriver/{driver}"),
+                "metadata.name",
+                "no CSIDriver object: the driver is not installed",
+            );
         }
     }
 
-    // Claims of scaled-away ordinals are not migrated (no pod uses them).
-    for claim in &snapshot.claims {
-        let claim_name = claim.metadata.name.as_deref().unwrap_or_default();
-        let scaled_away = templates.iter().any(|t| {
-            let prefix = format!("{}-{name}-", t.metadata.name.as_deref().unwrap_or_default());
-            claim_name
-                .strip_prefix(&prefix)
-                .and_then(|ordinal| ordinal.parse::<i32>().ok())
-                .is_some_and(|ordinal| ordinal >= replicas)
-        });
-        if scaled_away && claim.metadata.namespace.as_deref() == Some(namespace.as_str()) {
-            warnings.push(format!(
-                "persistentvolumeclaim/{namespace}/{claim_name} belongs to a scaled-away ordinal and stays on its in-tree PV; scaling up later reuses it as is"
-            ));
+    /// The plan with its steps, or every blocker found; `--reclaim-policy` applied to
+    /// every volume.
+    fn finish(self, mut plan: Plan, options: PlanOptions) -> Result<Plan, PlanError> {
+        if !self.blockers.is_empty() {
+            return Err(PlanError::Blocked(self.blockers));
         }
-    }
-
-    if !blockers.is_empty() {
-        return Err(PlanError::Blocked(blockers));
-    }
-
-    if let Some(policy) = options.reclaim_policy {
-        for volume in replica_plans.iter_mut().flat_map(|r| r.volumes.iter_mut()) {
-            volume.final_reclaim_policy = policy.as_str().to_owned();
+        if let Some(policy) = options.reclaim_policy {
+            for volume in plan.batches.iter_mut().flat_map(|b| b.volumes.iter_mut()) {
+                volume.final_reclaim_policy = policy.as_str().to_owned();
+            }
         }
+        plan.warnings = self.warnings;
+        Ok(with_steps(plan))
     }
-    let steps = steps_for(&set_uid, &replica_plans);
-    Ok(Plan {
-        api_version: PLAN_API_VERSION.to_owned(),
-        namespace,
-        statefulset: name,
-        statefulset_uid: set_uid,
-        target_storage_class: target_class.to_owned(),
-        driver,
-        recreated_statefulset: recreated_statefulset(set, target_class),
-        replicas: replica_plans,
-        steps,
-        warnings,
-    })
 }
 
-/// Checks one claim and its PV; returns its plan and CSI driver, or records blockers.
+/// What every claim of one plan is checked against.
+pub(crate) struct VolumeContext<'a> {
+    snapshot: &'a WorkloadSnapshot,
+    namespace: &'a str,
+    target_class: &'a str,
+    /// uid of the workload whose own controller reference on a claim is expected
+    /// (StatefulSet `whenDeleted: Delete`); empty when none is.
+    owner_uid: &'a str,
+    translator: Translator,
+}
+
+/// Plans the migration of the workload `snapshot` is about.
+pub fn plan_workload(
+    snapshot: &WorkloadSnapshot,
+    target_class: &str,
+    options: PlanOptions,
+) -> Result<Plan, PlanError> {
+    match snapshot.kind() {
+        WorkloadKind::StatefulSet => plan_statefulset(snapshot, target_class, options),
+        WorkloadKind::Deployment => plan_deployment(snapshot, target_class, options),
+        WorkloadKind::PersistentVolumeClaim => plan_claim(snapshot, target_class, options),
+    }
+}
+
+/// The steps of every batch: its pods deleted, each claim replaced, its pods recreated.
+fn batch_steps(batches: &[Batch]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for batch in batches {
+        // An empty uid: the pod is already gone (rollback).
+        for pod in batch.pods.iter().filter(|p| !p.uid.is_empty()) {
+            steps.push(Step::DeletePod {
+                pod: pod.name.clone(),
+                uid: pod.uid.clone(),
+            });
+        }
+        for volume in &batch.volumes {
+            steps.extend(replace_claim_steps(volume));
+        }
+        for pod in &batch.pods {
+            steps.push(Step::CreatePod {
+                pod: pod.name.clone(),
+            });
+            steps.push(Step::AwaitPodReady {
+                pod: pod.name.clone(),
+            });
+        }
+    }
+    steps
+}
+
+/// Delete the claim and old PV (invariant 6: the old PV object goes before the new one
+/// names the disk), create both again, wait Bound. Steps left out where the object is
+/// already gone (rollback) carry an empty uid.
+pub(crate) fn replace_claim_steps(volume: &VolumePlan) -> Vec<Step> {
+    let new_name = volume.new_volume.metadata.name.clone().unwrap_or_default();
+    let mut steps = Vec::new();
+    if !volume.claim_uid.is_empty() {
+        steps.push(Step::DeleteClaim {
+            claim: volume.claim.clone(),
+            uid: volume.claim_uid.clone(),
+        });
+    }
+    if !volume.old_volume_uid.is_empty() {
+        steps.push(Step::DeleteVolume {
+            volume: volume.old_volume.clone(),
+            uid: volume.old_volume_uid.clone(),
+        });
+    }
+    steps.push(Step::CreateVolume {
+        volume: new_name.clone(),
+    });
+    steps.push(Step::CreateClaim {
+        claim: volume.claim.clone(),
+    });
+    steps.push(Step::AwaitClaimBound {
+        claim: volume.claim.clone(),
+        volume: new_name,
+    });
+    steps
+}
+
+/// Invariant 1: every old PV Retain before anything is deleted.
+fn retain_steps(batches: &[Batch]) -> Vec<Step> {
+    batches
+        .iter()
+        .flat_map(|b| &b.volumes)
+        .map(|v| Step::RetainVolume {
+            volume: v.old_volume.clone(),
+            uid: v.old_volume_uid.clone(),
+        })
+        .collect()
+}
+
+/// The user's reclaim policy back on every new PV that should not stay Retain.
+fn restore_steps(batches: &[Batch]) -> Vec<Step> {
+    batches
+        .iter()
+        .flat_map(|b| &b.volumes)
+        .filter(|v| v.final_reclaim_policy != "Retain")
+        .map(|v| Step::RestoreReclaimPolicy {
+            volume: v.new_volume.metadata.name.clone().unwrap_or_default(),
+            policy: v.final_reclaim_policy.clone(),
+        })
+        .collect()
+}
+
+/// Fills in the steps of `plan` from its batches.
+fn with_steps(mut plan: Plan) -> Plan {
+    let retain = retain_steps(&plan.batches);
+    let restore = restore_steps(&plan.batches);
+    plan.steps = workload_steps(&plan, retain, restore);
+    plan
+}
+
+/// The steps of `plan`: `retain` first, then the kind's own steps around its batches,
+/// `restore` last. Shared with rollback, whose plans may have nothing left to replace
+/// and objects already gone (empty uids).
+pub(crate) fn workload_steps(plan: &Plan, retain: Vec<Step>, restore: Vec<Step>) -> Vec<Step> {
+    let mut steps = retain;
+    match plan.kind {
+        WorkloadKind::StatefulSet => {
+            // Invariant 5: nothing may recreate pods or claims while we replace them.
+            if !plan.uid.is_empty() {
+                steps.push(Step::OrphanDeleteStatefulSet {
+                    uid: plan.uid.clone(),
+                });
+            }
+            steps.extend(batch_steps(&plan.batches));
+            steps.push(Step::RecreateStatefulSet);
+            steps.push(Step::AwaitAdoption);
+        }
+        WorkloadKind::Deployment => {
+            if plan.volumes().next().is_some() {
+                steps.push(Step::ScaleDeployment { replicas: 0 });
+                steps.push(Step::AwaitClaimsReleased);
+                steps.extend(batch_steps(&plan.batches));
+            }
+            steps.push(Step::ScaleDeployment {
+                replicas: plan.deployment_replicas.unwrap_or(0),
+            });
+            steps.push(Step::AwaitDeploymentAvailable);
+        }
+        WorkloadKind::PersistentVolumeClaim => {
+            let mut batch = batch_steps(&plan.batches);
+            if plan.volumes().next().is_some() {
+                // After the pods' deletes (if any), before the first claim step.
+                let first_claim_step = batch
+                    .iter()
+                    .position(|s| !matches!(s, Step::DeletePod { .. }))
+                    .unwrap_or(batch.len());
+                batch.insert(first_claim_step, Step::AwaitClaimsReleased);
+            }
+            steps.extend(batch);
+        }
+    }
+    steps.extend(restore);
+    steps
+}
+
+mod claim;
+mod deployment;
+mod statefulset;
+
+pub use claim::plan_claim;
+pub use deployment::plan_deployment;
+pub use statefulset::plan_statefulset;
+
+/// Checks one claim and its PV; returns the volume's plan and its CSI driver.
 fn plan_volume(
-    snapshot: &StatefulSetSnapshot,
+    context: &VolumeContext<'_>,
     claim: &PersistentVolumeClaim,
     claim_object: &str,
-    target_class: &str,
-    set_uid: &str,
-    translator: &Translator,
-    block: &mut impl FnMut(String, &str, String),
+    preflight: &mut Preflight,
 ) -> Option<(VolumePlan, String)> {
+    let VolumeContext {
+        snapshot,
+        target_class,
+        owner_uid,
+        translator,
+        ..
+    } = context;
+    let mut block = |object: String, field: &str, message: String| {
+        preflight.block(object, field, message);
+    };
     let claim_name = claim.metadata.name.clone().unwrap_or_default();
     let namespace = claim.metadata.namespace.clone().unwrap_or_default();
     let claim_uid = claim.metadata.uid.clone().unwrap_or_default();
@@ -703,7 +843,7 @@ fn plan_volume(
         ok = false;
     }
     for owner in claim.metadata.owner_references.iter().flatten() {
-        if owner.kind == "StatefulSet" && owner.uid == set_uid {
+        if !owner_uid.is_empty() && owner.uid == *owner_uid {
             continue; // whenDeleted=Delete: stripped by the orphan delete.
         }
         block(
@@ -960,7 +1100,7 @@ fn plan_volume(
             csi: Some(csi.clone()),
             node_affinity: translated_spec.node_affinity.clone(),
             mount_options: pv_spec.mount_options.clone(),
-            storage_class_name: Some(target_class.to_owned()),
+            storage_class_name: Some((*target_class).to_owned()),
             persistent_volume_reclaim_policy: Some("Retain".into()),
             claim_ref: Some(ObjectReference {
                 api_version: Some("v1".into()),
@@ -994,7 +1134,7 @@ fn plan_volume(
             access_modes: claim_spec.access_modes.clone(),
             resources: claim_spec.resources.clone(),
             volume_mode: Some(claim_mode),
-            storage_class_name: Some(target_class.to_owned()),
+            storage_class_name: Some((*target_class).to_owned()),
             volume_name: Some(new_name),
             ..Default::default()
         }),
@@ -1014,66 +1154,6 @@ fn plan_volume(
         },
         csi.driver,
     ))
-}
-
-fn steps_for(set_uid: &str, replicas: &[ReplicaPlan]) -> Vec<Step> {
-    let mut steps = Vec::new();
-    // Invariant 1: every PV Retain before anything is deleted.
-    for volume in replicas.iter().flat_map(|r| &r.volumes) {
-        steps.push(Step::RetainVolume {
-            volume: volume.old_volume.clone(),
-            uid: volume.old_volume_uid.clone(),
-        });
-    }
-    // Invariant 5: nothing may recreate pods or claims while we replace them.
-    steps.push(Step::OrphanDeleteStatefulSet {
-        uid: set_uid.to_owned(),
-    });
-    for replica in replicas {
-        steps.push(Step::DeletePod {
-            pod: replica.pod.clone(),
-            uid: replica.pod_uid.clone(),
-        });
-        for volume in &replica.volumes {
-            let new_name = volume.new_volume.metadata.name.clone().unwrap_or_default();
-            steps.push(Step::DeleteClaim {
-                claim: volume.claim.clone(),
-                uid: volume.claim_uid.clone(),
-            });
-            // Invariant 6: the old PV object goes before the new one names the disk.
-            steps.push(Step::DeleteVolume {
-                volume: volume.old_volume.clone(),
-                uid: volume.old_volume_uid.clone(),
-            });
-            steps.push(Step::CreateVolume {
-                volume: new_name.clone(),
-            });
-            steps.push(Step::CreateClaim {
-                claim: volume.claim.clone(),
-            });
-            steps.push(Step::AwaitClaimBound {
-                claim: volume.claim.clone(),
-                volume: new_name,
-            });
-        }
-        steps.push(Step::CreatePod {
-            pod: replica.pod.clone(),
-        });
-        steps.push(Step::AwaitPodReady {
-            pod: replica.pod.clone(),
-        });
-    }
-    steps.push(Step::RecreateStatefulSet);
-    steps.push(Step::AwaitAdoption);
-    for volume in replicas.iter().flat_map(|r| &r.volumes) {
-        if volume.final_reclaim_policy != "Retain" {
-            steps.push(Step::RestoreReclaimPolicy {
-                volume: volume.new_volume.metadata.name.clone().unwrap_or_default(),
-                policy: volume.final_reclaim_policy.clone(),
-            });
-        }
-    }
-    steps
 }
 
 #[cfg(test)]

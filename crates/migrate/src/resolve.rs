@@ -6,21 +6,25 @@
 //! objects and, only when a vCenter is configured, registers the VMDK with CNS. Resolution
 //! runs before planning ([`resolve_snapshot`]); the planner itself stays pure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use csi_migrate_translate::Translator;
 use csi_migrate_vsphere::{
-    ClientOptions, Credentials, VcenterClient, VolumePath, VolumePathError, VsphereError,
+    CheckFailure, ClientOptions, Credentials, VcenterClient, VcenterFacts, VolumePath,
+    VolumePathError, VsphereError, check_storage_policy, check_version, check_volume,
+    storage_policy_parameter,
 };
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::PersistentVolume;
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use thiserror::Error;
 
-use crate::snapshot::StatefulSetSnapshot;
+use crate::plan::Blocker;
+use crate::snapshot::WorkloadSnapshot;
 
 /// The vSphere CSI driver.
 pub const VSPHERE_DRIVER: &str = "csi.vsphere.vmware.com";
@@ -266,14 +270,17 @@ impl VsphereResolver {
             .map(|(_, id)| id))
     }
 
-    async fn record(&self, path: &VolumePath, id: &str) -> Result<(), ResolveError> {
-        let object: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": format!("{CNS_GROUP}/{CNS_VERSION}"),
-            "kind": CNS_MIGRATION_KIND,
-            "metadata": {"name": id},
-            "spec": {"volumepath": path.original, "volumeid": id},
-        }))
-        .map_err(|e| ResolveError::Kube {
+    /// Writes the record the CSI driver's syncer would; `protected` fills
+    /// `protectvolumefromvmdelete` (whether the FCD has `keepAfterDeleteVm`; when `false`
+    /// the driver sets the flag on the next attach).
+    async fn record(
+        &self,
+        path: &VolumePath,
+        id: &str,
+        protected: bool,
+    ) -> Result<(), ResolveError> {
+        let object: DynamicObject = serde_json::from_value(migration_record(path, id, protected))
+            .map_err(|e| ResolveError::Kube {
             what: "recording in",
             source: kube::Error::SerdeError(e),
         })?;
@@ -287,12 +294,13 @@ impl VsphereResolver {
         }
     }
 
-    /// Finds (read-only) or registers the VMDK through vCenter.
+    /// Finds (read-only) or registers the VMDK through vCenter: the FCD id and whether it
+    /// is protected from VM deletion (`false` when only looked up).
     async fn through_vcenter(
         &self,
         vcenter: &VcenterConfig,
         path: &VolumePath,
-    ) -> Result<String, ResolveError> {
+    ) -> Result<(String, bool), ResolveError> {
         if vcenter.datacenters.is_empty() {
             return Err(ResolveError::NoDatacenters);
         }
@@ -302,10 +310,12 @@ impl VsphereResolver {
             client
                 .register_cns_volume(path, &vcenter.datacenters, &vcenter.cluster_id)
                 .await
-                .map(|r| r.volume_id)
+                .map(|r| (r.volume_id, r.protected_from_vm_delete))
                 .map_err(ResolveError::from)
         } else {
-            Self::find_registered(&mut client, vcenter, path).await
+            Self::find_registered(&mut client, vcenter, path)
+                .await
+                .map(|id| (id, false))
         };
         let _ = client.logout().await;
         result
@@ -363,9 +373,9 @@ impl VsphereResolver {
         if let Some(id) = self.recorded_id(&path).await? {
             return Ok(resolved(id, "CnsVSphereVolumeMigration record"));
         }
-        let id = self.through_vcenter(vcenter, &path).await?;
+        let (id, protected) = self.through_vcenter(vcenter, &path).await?;
         if self.may_register {
-            self.record(&path, &id).await?;
+            self.record(&path, &id, protected).await?;
             return Ok(resolved(id, "registered with CNS through vCenter"));
         }
         Ok(resolved(id, "first-class disk found in vCenter"))
@@ -395,43 +405,209 @@ impl VolumeHandleResolver for VsphereResolver {
     }
 }
 
-/// The claims of the StatefulSet's replicas (`<template>-<set>-<ordinal>`).
-fn set_claim_volumes(snapshot: &StatefulSetSnapshot) -> Vec<String> {
-    let set = &snapshot.statefulset;
-    let name = set.metadata.name.clone().unwrap_or_default();
-    let namespace = set.metadata.namespace.clone().unwrap_or_default();
-    let replicas = set.spec.replicas.unwrap_or(1).max(0);
-    let templates = set.spec.volume_claim_templates.clone().unwrap_or_default();
-    let mut volumes = Vec::new();
-    for ordinal in 0..replicas {
-        for template in &templates {
-            let claim_name = format!(
-                "{}-{name}-{ordinal}",
-                template.metadata.name.as_deref().unwrap_or_default()
-            );
-            let volume = snapshot
-                .claims
-                .iter()
-                .find(|c| {
-                    c.metadata.name.as_deref() == Some(claim_name.as_str())
-                        && c.metadata.namespace.as_deref() == Some(namespace.as_str())
-                })
-                .and_then(|c| c.spec.as_ref())
-                .and_then(|s| s.volume_name.clone());
-            volumes.extend(volume);
-        }
-    }
-    volumes
+/// The `CnsVSphereVolumeMigration` object the vSphere CSI driver keeps for a registered
+/// in-tree VMDK: named by the FCD id, spec keys all lowercase.
+pub fn migration_record(path: &VolumePath, id: &str, protected: bool) -> serde_json::Value {
+    json!({
+        "apiVersion": format!("{CNS_GROUP}/{CNS_VERSION}"),
+        "kind": CNS_MIGRATION_KIND,
+        "metadata": {"name": id},
+        "spec": {"volumepath": path.original, "volumeid": id, "protectvolumefromvmdelete": protected},
+    })
 }
 
-/// Resolves the handle of every in-tree PV behind the StatefulSet's claims into
+/// An in-tree vSphere PV to check: its name, `volumePath` and StorageClass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VsphereVolumeRef {
+    /// PV name.
+    pub pv: String,
+    /// `spec.vsphereVolume.volumePath`.
+    pub volume_path: String,
+    /// `spec.storageClassName`, if any.
+    pub storage_class: Option<String>,
+}
+
+/// The workload's in-tree vSphere PVs.
+pub fn workload_vsphere_volumes(snapshot: &WorkloadSnapshot) -> Vec<VsphereVolumeRef> {
+    let names = workload_volumes(snapshot);
+    snapshot
+        .volumes
+        .iter()
+        .filter(|pv| {
+            pv.metadata
+                .name
+                .as_ref()
+                .is_some_and(|name| names.contains(name))
+        })
+        .filter_map(|pv| {
+            let spec = pv.spec.as_ref()?;
+            Some(VsphereVolumeRef {
+                pv: pv.metadata.name.clone()?,
+                volume_path: spec.vsphere_volume.as_ref()?.volume_path.clone(),
+                storage_class: spec.storage_class_name.clone().filter(|c| !c.is_empty()),
+            })
+        })
+        .collect()
+}
+
+/// `(class, storagePolicyName)` of every in-tree vSphere StorageClass the volumes use.
+fn policies_of_classes(
+    volumes: &[VsphereVolumeRef],
+    classes: &[StorageClass],
+) -> Vec<(String, Option<String>)> {
+    let used: BTreeSet<&str> = volumes
+        .iter()
+        .filter_map(|v| v.storage_class.as_deref())
+        .collect();
+    classes
+        .iter()
+        .filter(|c| c.provisioner == "kubernetes.io/vsphere-volume")
+        .filter_map(|c| {
+            let name = c.metadata.name.as_deref()?;
+            used.contains(name).then(|| {
+                let policy = c
+                    .parameters
+                    .as_ref()
+                    .and_then(storage_policy_parameter)
+                    .map(str::to_owned);
+                (name.to_owned(), policy)
+            })
+        })
+        .collect()
+}
+
+/// Every failed vCenter check for these volumes and classes (pure).
+pub fn vcenter_failures(
+    host: &str,
+    facts: &VcenterFacts,
+    volumes: &[VsphereVolumeRef],
+    classes: &[StorageClass],
+) -> Vec<CheckFailure> {
+    let mut failures: Vec<CheckFailure> = check_version(host, &facts.about).into_iter().collect();
+    failures.extend(
+        volumes
+            .iter()
+            .filter_map(|v| check_volume(&v.pv, &v.volume_path, facts)),
+    );
+    failures.extend(
+        policies_of_classes(volumes, classes)
+            .iter()
+            .filter_map(|(class, policy)| check_storage_policy(class, policy.as_deref(), facts)),
+    );
+    failures
+}
+
+/// A failed check as a plan blocker: code, what is wrong, what to do.
+pub fn failure_blocker(failure: CheckFailure) -> Blocker {
+    Blocker {
+        object: failure.object,
+        field: failure.field,
+        message: format!(
+            "{}: {}; {}",
+            failure.code.as_str(),
+            failure.message,
+            failure.remedy
+        ),
+    }
+}
+
+/// Outcome of the vCenter preflight.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VcenterChecks {
+    /// Failed checks: each blocks the migration.
+    pub blockers: Vec<Blocker>,
+    /// Why the checks could not run (vCenter unreachable, login refused): a warning, since
+    /// volumes with `CnsVSphereVolumeMigration` records do not need vCenter, and those
+    /// without one fail resolution with the same cause anyway.
+    pub skipped: Option<String>,
+}
+
+/// The vCenter preflight of `plan` and `migrate`: for the workload's in-tree vSphere PVs,
+/// the datastore and VMDK exist, the classes' storage policies exist, and vCenter can
+/// register VMDKs. Facts are gathered here; the decisions are [`vcenter_failures`].
+pub async fn vcenter_checks(vcenter: &VcenterConfig, snapshot: &WorkloadSnapshot) -> VcenterChecks {
+    let volumes = workload_vsphere_volumes(snapshot);
+    if volumes.is_empty() {
+        return VcenterChecks::default();
+    }
+    let host = reqwest_host(&vcenter.url);
+    if vcenter.datacenters.is_empty() {
+        return VcenterChecks {
+            blockers: vec![Blocker {
+                object: format!("vcenter/{host}"),
+                field: "--vcenter-datacenters".into(),
+                message: ResolveError::NoDatacenters.to_string(),
+            }],
+            skipped: None,
+        };
+    }
+    let paths: Vec<VolumePath> = volumes
+        .iter()
+        .filter_map(|v| VolumePath::parse(&v.volume_path).ok())
+        .collect();
+    let with_policies = policies_of_classes(&volumes, &snapshot.storage_classes)
+        .iter()
+        .any(|(_, policy)| policy.is_some());
+    let gathered = async {
+        let mut client = VcenterClient::new(&vcenter.url, vcenter.client_options.clone())?;
+        client.login(&vcenter.credentials).await?;
+        let facts = client
+            .gather_facts(&paths, &vcenter.datacenters, with_policies)
+            .await;
+        let _ = client.logout().await;
+        facts
+    }
+    .await;
+    match gathered {
+        Ok(facts) => VcenterChecks {
+            blockers: vcenter_failures(&host, &facts, &volumes, &snapshot.storage_classes)
+                .into_iter()
+                .map(failure_blocker)
+                .collect(),
+            skipped: None,
+        },
+        Err(error) => VcenterChecks {
+            blockers: Vec::new(),
+            skipped: Some(format!(
+                "vCenter checks of the vSphere volumes skipped (datastores, VMDKs, storage policies, version): cannot ask vCenter {host}: {error}"
+            )),
+        },
+    }
+}
+
+/// The host (and port) of a URL, for naming vCenter in messages.
+fn reqwest_host(url: &str) -> String {
+    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    without_scheme
+        .split('/')
+        .next()
+        .unwrap_or(without_scheme)
+        .to_owned()
+}
+
+/// The PVs bound to the claims the workload migrates.
+fn workload_volumes(snapshot: &WorkloadSnapshot) -> Vec<String> {
+    snapshot
+        .workload_claims()
+        .iter()
+        .filter_map(|name| {
+            snapshot
+                .claims
+                .iter()
+                .find(|c| c.metadata.name.as_deref() == Some(name.as_str()))
+        })
+        .filter_map(|c| c.spec.as_ref()?.volume_name.clone())
+        .collect()
+}
+
+/// Resolves the handle of every in-tree PV behind the workload's claims into
 /// `snapshot.resolved_volumes`; failures go to `snapshot.unresolved_volumes` (the planner
 /// turns them into blockers naming the PV).
 pub async fn resolve_snapshot(
     resolver: &dyn VolumeHandleResolver,
-    snapshot: &mut StatefulSetSnapshot,
+    snapshot: &mut WorkloadSnapshot,
 ) {
-    for volume in set_claim_volumes(snapshot) {
+    for volume in workload_volumes(snapshot) {
         let Some(pv) = snapshot
             .volumes
             .iter()
@@ -470,7 +646,7 @@ mod tests {
     use crate::plan::{PlanError, PlanOptions, plan_statefulset};
 
     /// The 3-replica snapshot moved to vSphere: in-tree `vsphere-thin` → `vsphere-thin-csi`.
-    fn vsphere_snapshot() -> StatefulSetSnapshot {
+    fn vsphere_snapshot() -> WorkloadSnapshot {
         let mut value = snapshot_json(3);
         for i in 0..3 {
             let spec = &mut value["volumes"][i]["spec"];
@@ -482,7 +658,7 @@ mod tests {
             {"metadata": {"name": "vsphere-thin-csi"}, "provisioner": VSPHERE_DRIVER}
         ]);
         value["csiDrivers"] = json!([{"metadata": {"name": VSPHERE_DRIVER}}]);
-        serde_json::from_value::<StatefulSetSnapshot>(value).unwrap()
+        serde_json::from_value::<WorkloadSnapshot>(value).unwrap()
     }
 
     /// Answers vSphere PVs from a fixed path → id table, counting calls.
@@ -541,7 +717,7 @@ mod tests {
 
     #[tokio::test]
     async fn translation_resolver_gives_the_translated_ebs_handle() {
-        let snapshot: StatefulSetSnapshot = serde_json::from_value(snapshot_json(1)).unwrap();
+        let snapshot: WorkloadSnapshot = serde_json::from_value(snapshot_json(1)).unwrap();
         let resolved = TranslationResolver
             .resolve(&snapshot.volumes[0])
             .await
@@ -597,7 +773,7 @@ mod tests {
             );
         }
         // the ids travel with the snapshot (the backup) and the plan
-        let round: StatefulSetSnapshot =
+        let round: WorkloadSnapshot =
             serde_json::from_str(&serde_json::to_string(&snapshot).unwrap()).unwrap();
         assert_eq!(round.resolved_volumes, snapshot.resolved_volumes);
         assert!(serde_json::to_string(&plan).unwrap().contains("fcd-2"));
@@ -625,7 +801,7 @@ mod tests {
     }
 
     /// The 3-replica snapshot on GCE PD, zone-labelled: `standard` → `standard-csi`.
-    fn gce_snapshot() -> StatefulSetSnapshot {
+    fn gce_snapshot() -> WorkloadSnapshot {
         let mut value = snapshot_json(3);
         for i in 0..3 {
             let pv = &mut value["volumes"][i];
@@ -642,7 +818,7 @@ mod tests {
             {"metadata": {"name": "standard-csi"}, "provisioner": "pd.csi.storage.gke.io"}
         ]);
         value["csiDrivers"] = json!([{"metadata": {"name": "pd.csi.storage.gke.io"}}]);
-        serde_json::from_value::<StatefulSetSnapshot>(value).unwrap()
+        serde_json::from_value::<WorkloadSnapshot>(value).unwrap()
     }
 
     /// Resolves like the CLI's resolver does for non-vSphere volumes, with a GCE project.
@@ -710,6 +886,114 @@ mod tests {
         resolve_snapshot(&resolver, &mut snapshot).await;
         assert_eq!(resolver.calls.load(Ordering::SeqCst), 2);
         assert!(!snapshot.resolved_volumes.contains_key("pvc-2"));
+    }
+
+    #[test]
+    fn migration_record_has_the_drivers_lowercase_keys_and_protection() {
+        let path = VolumePath::parse("[my ds] kubevols/a.vmdk").unwrap();
+        let record = migration_record(&path, "fcd-1", true);
+        assert_eq!(record["metadata"]["name"], "fcd-1");
+        assert_eq!(record["spec"]["volumepath"], "[my ds] kubevols/a.vmdk");
+        assert_eq!(record["spec"]["volumeid"], "fcd-1");
+        assert_eq!(record["spec"]["protectvolumefromvmdelete"], true);
+        assert_eq!(
+            migration_record(&path, "fcd-1", false)["spec"]["protectvolumefromvmdelete"],
+            false
+        );
+    }
+
+    #[test]
+    fn vcenter_failures_name_the_pv_or_class_and_the_field() {
+        use csi_migrate_vsphere::{AboutInfo, CheckCode, DiskFacts};
+        let facts = |api: &str| VcenterFacts {
+            about: AboutInfo {
+                full_name: String::new(),
+                version: api.into(),
+                build: "1".into(),
+                api_version: api.into(),
+            },
+            datacenters: vec!["DC0".into()],
+            disks: [
+                (
+                    "[ds] a.vmdk".to_owned(),
+                    DiskFacts {
+                        datacenter: Some("DC0".into()),
+                        vmdk_exists: true,
+                    },
+                ),
+                (
+                    "[gone] b.vmdk".to_owned(),
+                    DiskFacts {
+                        datacenter: None,
+                        vmdk_exists: false,
+                    },
+                ),
+            ]
+            .into(),
+            storage_policies: Some(["vSAN Default Storage Policy".to_owned()].into()),
+        };
+        let volume = |pv: &str, path: &str, class: &str| VsphereVolumeRef {
+            pv: pv.into(),
+            volume_path: path.into(),
+            storage_class: Some(class.into()),
+        };
+        let class = |name: &str, policy: &str| -> StorageClass {
+            serde_json::from_value(json!({"metadata": {"name": name},
+                "provisioner": "kubernetes.io/vsphere-volume",
+                "parameters": {"storagePolicyName": policy}}))
+            .unwrap()
+        };
+        let classes = vec![
+            class("good", "vSAN Default Storage Policy"),
+            class("bad", "gold"),
+            class("unused", "silver"),
+        ];
+        /// (API version, volumes, expected (code, object) failures)
+        type Case<'a> = (&'a str, Vec<VsphereVolumeRef>, Vec<(CheckCode, &'a str)>);
+        let table: Vec<Case> = vec![
+            (
+                "7.0.3.0",
+                vec![volume("pv-a", "[ds] a.vmdk", "good")],
+                vec![],
+            ),
+            (
+                "6.5",
+                vec![volume("pv-a", "[ds] a.vmdk", "good")],
+                vec![(CheckCode::VcenterVersion, "vcenter/vc:443")],
+            ),
+            (
+                "7.0.3.0",
+                vec![
+                    volume("pv-a", "[ds] a.vmdk", "bad"),
+                    volume("pv-b", "[gone] b.vmdk", "good"),
+                ],
+                vec![
+                    (CheckCode::DatastoreMissing, "persistentvolume/pv-b"),
+                    (CheckCode::StoragePolicyMissing, "storageclass/bad"),
+                ],
+            ),
+        ];
+        for (api, volumes, wanted) in table {
+            let got: Vec<(CheckCode, String)> =
+                vcenter_failures("vc:443", &facts(api), &volumes, &classes)
+                    .into_iter()
+                    .map(|f| (f.code, f.object))
+                    .collect();
+            let wanted: Vec<(CheckCode, String)> =
+                wanted.into_iter().map(|(c, o)| (c, o.to_owned())).collect();
+            assert_eq!(got, wanted, "{api} {volumes:?}");
+        }
+        let blocker = failure_blocker(
+            vcenter_failures("vc", &facts("6.5"), &[], &classes)
+                .pop()
+                .unwrap(),
+        );
+        assert!(blocker.message.starts_with("VSPHERE_VCENTER_VERSION: "));
+        assert!(blocker.message.contains("upgrade vCenter"));
+        assert_eq!(
+            reqwest_host("https://vc.example.com:8443/sdk"),
+            "vc.example.com:8443"
+        );
     }
 
     #[test]

@@ -9,14 +9,15 @@
 
 use std::path::Path;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::Client;
 use kube::api::Api;
 use thiserror::Error;
 
 use crate::plan::{
-    MIGRATED_FROM_ANNOTATION, Plan, ReplicaPlan, Step, VolumePlan, recreated_statefulset,
+    Batch, MIGRATED_FROM_ANNOTATION, Plan, PodPlan, Step, VolumePlan, WorkloadKind,
+    recreated_statefulset, workload_steps,
 };
 use crate::runner::{RunError, RunOptions, RunSummary, Runner};
 use crate::workdir::{Stage, WorkDir, WorkDirError};
@@ -51,7 +52,9 @@ pub enum RollbackError {
 pub struct LiveState {
     /// The StatefulSet, if one exists now.
     pub statefulset: Option<StatefulSet>,
-    /// The replicas' pods that exist now.
+    /// The Deployment, if one exists now.
+    pub deployment: Option<Deployment>,
+    /// The plan's pods that exist now.
     pub pods: Vec<Pod>,
     /// The claims that exist now.
     pub claims: Vec<PersistentVolumeClaim>,
@@ -62,8 +65,10 @@ pub struct LiveState {
 /// The backed-up originals the rollback restores.
 #[derive(Debug, Clone)]
 pub struct Originals {
-    /// The StatefulSet as it was.
-    pub statefulset: StatefulSet,
+    /// The StatefulSet as it was (StatefulSet runs).
+    pub statefulset: Option<StatefulSet>,
+    /// The Deployment as it was (Deployment runs).
+    pub deployment: Option<Deployment>,
     /// The claims as they were.
     pub claims: Vec<PersistentVolumeClaim>,
     /// The in-tree PVs as they were.
@@ -135,14 +140,27 @@ pub fn plan_rollback(
     live: &LiveState,
 ) -> Result<Plan, RollbackError> {
     let mut retain = Vec::new();
-    let mut replicas = Vec::new();
+    let mut batches = Vec::new();
     let mut restore = Vec::new();
     let mut original_class = String::new();
-    for replica in &forward.replicas {
-        let live_pod = named(&live.pods, &replica.pod);
+    for batch in &forward.batches {
+        let pods: Vec<PodPlan> = batch
+            .pods
+            .iter()
+            .map(|planned| PodPlan {
+                name: planned.name.clone(),
+                uid: named(&live.pods, &planned.name)
+                    .map(uid)
+                    .unwrap_or_default(),
+                recreated: planned.recreated.clone(),
+            })
+            .collect();
+        let mut touched = pods
+            .iter()
+            .zip(&batch.pods)
+            .any(|(now, planned)| now.uid != planned.uid);
         let mut volumes = Vec::new();
-        let mut replica_touched = live_pod.is_none_or(|p| uid(p) != replica.pod_uid);
-        for volume in &replica.volumes {
+        for volume in &batch.volumes {
             let new_name = volume.new_volume.metadata.name.clone().unwrap_or_default();
             let backup_pv = named(&originals.volumes, &volume.old_volume).ok_or_else(|| {
                 RollbackError::MissingBackup(format!("persistentvolume {}", volume.old_volume))
@@ -166,10 +184,12 @@ pub fn plan_rollback(
                     uid: uid(pv),
                 });
             }
-            restore.push(Step::RestoreReclaimPolicy {
-                volume: volume.old_volume.clone(),
-                policy: volume.original_reclaim_policy.clone(),
-            });
+            if volume.original_reclaim_policy != "Retain" {
+                restore.push(Step::RestoreReclaimPolicy {
+                    volume: volume.old_volume.clone(),
+                    policy: volume.original_reclaim_policy.clone(),
+                });
+            }
             let untouched = live_claim.is_some_and(|c| uid(c) == volume.claim_uid);
             if untouched {
                 continue;
@@ -189,7 +209,7 @@ pub fn plan_rollback(
                     )));
                 }
             }
-            replica_touched = true;
+            touched = true;
             let replaced = existing_pv
                 .and_then(|pv| pv.metadata.name.clone())
                 .unwrap_or_else(|| new_name.clone());
@@ -205,81 +225,49 @@ pub fn plan_rollback(
                 new_claim: restored_claim(backup_claim, &replaced),
             });
         }
-        if replica_touched {
-            replicas.push(ReplicaPlan {
-                ordinal: replica.ordinal,
-                pod: replica.pod.clone(),
-                pod_uid: live_pod.map(uid).unwrap_or_default(),
-                recreated_pod: replica.recreated_pod.clone(),
-                volumes,
-            });
+        if touched {
+            batches.push(Batch { pods, volumes });
         }
     }
-    let live_set_uid = live.statefulset.as_ref().map(uid).unwrap_or_default();
-    let mut steps = retain;
-    if live.statefulset.is_some() {
-        steps.push(Step::OrphanDeleteStatefulSet {
-            uid: live_set_uid.clone(),
-        });
-    }
-    for replica in &replicas {
-        if !replica.pod_uid.is_empty() {
-            steps.push(Step::DeletePod {
-                pod: replica.pod.clone(),
-                uid: replica.pod_uid.clone(),
-            });
-        }
-        for volume in &replica.volumes {
-            if !volume.claim_uid.is_empty() {
-                steps.push(Step::DeleteClaim {
-                    claim: volume.claim.clone(),
-                    uid: volume.claim_uid.clone(),
-                });
-            }
-            if !volume.old_volume_uid.is_empty() {
-                steps.push(Step::DeleteVolume {
-                    volume: volume.old_volume.clone(),
-                    uid: volume.old_volume_uid.clone(),
-                });
-            }
-            let restored = volume.new_volume.metadata.name.clone().unwrap_or_default();
-            steps.push(Step::CreateVolume {
-                volume: restored.clone(),
-            });
-            steps.push(Step::CreateClaim {
-                claim: volume.claim.clone(),
-            });
-            steps.push(Step::AwaitClaimBound {
-                claim: volume.claim.clone(),
-                volume: restored,
-            });
-        }
-        steps.push(Step::CreatePod {
-            pod: replica.pod.clone(),
-        });
-        steps.push(Step::AwaitPodReady {
-            pod: replica.pod.clone(),
-        });
-    }
-    steps.push(Step::RecreateStatefulSet);
-    steps.push(Step::AwaitAdoption);
-    steps.extend(
-        restore.into_iter().filter(
-            |s| !matches!(s, Step::RestoreReclaimPolicy { policy, .. } if policy == "Retain"),
-        ),
-    );
-    Ok(Plan {
+    let mut plan = Plan {
         api_version: forward.api_version.clone(),
+        kind: forward.kind,
         namespace: forward.namespace.clone(),
-        statefulset: forward.statefulset.clone(),
-        statefulset_uid: live_set_uid,
+        name: forward.name.clone(),
+        uid: String::new(),
         target_storage_class: original_class.clone(),
         driver: forward.driver.clone(),
-        replicas,
-        recreated_statefulset: recreated_statefulset(&originals.statefulset, &original_class),
-        steps,
+        batches,
+        recreated_statefulset: None,
+        deployment_replicas: None,
+        steps: Vec::new(),
         warnings: Vec::new(),
-    })
+    };
+    match forward.kind {
+        WorkloadKind::StatefulSet => {
+            let set = originals.statefulset.as_ref().ok_or_else(|| {
+                RollbackError::MissingBackup(format!("statefulset {}", forward.name))
+            })?;
+            plan.uid = live.statefulset.as_ref().map(uid).unwrap_or_default();
+            plan.recreated_statefulset = Some(recreated_statefulset(set, &original_class));
+        }
+        WorkloadKind::Deployment => {
+            let original = originals.deployment.as_ref().ok_or_else(|| {
+                RollbackError::MissingBackup(format!("deployment {}", forward.name))
+            })?;
+            let now = live.deployment.as_ref().ok_or_else(|| {
+                RollbackError::Foreign(format!(
+                    "deployment {} is gone; create it again from the work dir's backups/deployments/{}.json",
+                    forward.name, forward.name
+                ))
+            })?;
+            plan.uid = uid(now);
+            plan.deployment_replicas = Some(original.spec.replicas.unwrap_or(1));
+        }
+        WorkloadKind::PersistentVolumeClaim => {}
+    }
+    plan.steps = workload_steps(&plan, retain, restore);
+    Ok(plan)
 }
 
 /// Rolls back the migration in `dir` (completed or interrupted); resumable.
@@ -305,26 +293,30 @@ pub async fn rollback(
 }
 
 fn read_originals(work: &WorkDir, forward: &Plan) -> Result<Originals, RollbackError> {
-    let statefulset = work
-        .read_backup("statefulsets", &forward.statefulset)?
-        .ok_or_else(|| {
-            RollbackError::MissingBackup(format!("statefulset {}", forward.statefulset))
-        })?;
-    let mut claims = Vec::new();
-    let mut volumes = Vec::new();
+    let mut originals = Originals {
+        statefulset: None,
+        deployment: None,
+        claims: Vec::new(),
+        volumes: Vec::new(),
+    };
+    match forward.kind {
+        WorkloadKind::StatefulSet => {
+            originals.statefulset = work.read_backup("statefulsets", &forward.name)?;
+        }
+        WorkloadKind::Deployment => {
+            originals.deployment = work.read_backup("deployments", &forward.name)?;
+        }
+        WorkloadKind::PersistentVolumeClaim => {}
+    }
     for volume in forward.volumes() {
         if let Some(claim) = work.read_backup("persistentvolumeclaims", &volume.claim)? {
-            claims.push(claim);
+            originals.claims.push(claim);
         }
         if let Some(pv) = work.read_backup("persistentvolumes", &volume.old_volume)? {
-            volumes.push(pv);
+            originals.volumes.push(pv);
         }
     }
-    Ok(Originals {
-        statefulset,
-        claims,
-        volumes,
-    })
+    Ok(originals)
 }
 
 async fn read_live(client: &Client, forward: &Plan) -> Result<LiveState, RollbackError> {
@@ -332,24 +324,31 @@ async fn read_live(client: &Client, forward: &Plan) -> Result<LiveState, Rollbac
         let what = what.to_owned();
         move |source| RollbackError::Api { what, source }
     };
-    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &forward.namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &forward.namespace);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &forward.namespace);
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
-    let mut live = LiveState {
-        statefulset: sets
-            .get_opt(&forward.statefulset)
-            .await
-            .map_err(api_error("statefulsets"))?,
-        ..Default::default()
-    };
-    for replica in &forward.replicas {
-        live.pods.extend(
-            pods.get_opt(&replica.pod)
+    let mut live = LiveState::default();
+    match forward.kind {
+        WorkloadKind::StatefulSet => {
+            live.statefulset = Api::<StatefulSet>::namespaced(client.clone(), &forward.namespace)
+                .get_opt(&forward.name)
                 .await
-                .map_err(api_error("pods"))?,
-        );
-        for volume in &replica.volumes {
+                .map_err(api_error("statefulsets"))?;
+        }
+        WorkloadKind::Deployment => {
+            live.deployment = Api::<Deployment>::namespaced(client.clone(), &forward.namespace)
+                .get_opt(&forward.name)
+                .await
+                .map_err(api_error("deployments"))?;
+        }
+        WorkloadKind::PersistentVolumeClaim => {}
+    }
+    for batch in &forward.batches {
+        for pod in &batch.pods {
+            live.pods
+                .extend(pods.get_opt(&pod.name).await.map_err(api_error("pods"))?);
+        }
+        for volume in &batch.volumes {
             live.claims.extend(
                 claims
                     .get_opt(&volume.claim)
@@ -376,18 +375,19 @@ mod tests {
 
     use super::*;
     use crate::plan::{PlanOptions, plan_statefulset};
-    use crate::snapshot::StatefulSetSnapshot;
+    use crate::snapshot::WorkloadSnapshot;
 
-    fn forward() -> (Plan, StatefulSetSnapshot) {
-        let snapshot: StatefulSetSnapshot =
+    fn forward() -> (Plan, WorkloadSnapshot) {
+        let snapshot: WorkloadSnapshot =
             serde_json::from_value(crate::plan::tests::snapshot_json(2)).unwrap();
         let plan = plan_statefulset(&snapshot, "gp2-csi", PlanOptions::default()).unwrap();
         (plan, snapshot)
     }
 
-    fn originals(snapshot: &StatefulSetSnapshot) -> Originals {
+    fn originals(snapshot: &WorkloadSnapshot) -> Originals {
         Originals {
             statefulset: snapshot.statefulset.clone(),
+            deployment: None,
             claims: snapshot.claims.clone(),
             volumes: snapshot.volumes.clone(),
         }
@@ -403,13 +403,14 @@ mod tests {
     fn nothing_migrated_yet_only_restores_policies_and_the_set() {
         let (plan, snapshot) = forward();
         let live = LiveState {
-            statefulset: Some(snapshot.statefulset.clone()),
+            statefulset: snapshot.statefulset.clone(),
             pods: snapshot.pods.clone(),
             claims: snapshot.claims.clone(),
             volumes: snapshot.volumes.clone(),
+            ..Default::default()
         };
         let back = plan_rollback(&plan, &originals(&snapshot), &live).unwrap();
-        assert!(back.replicas.is_empty());
+        assert!(back.batches.is_empty());
         assert!(!back.steps.iter().any(|s| matches!(
             s,
             Step::DeletePod { .. } | Step::DeleteClaim { .. } | Step::DeleteVolume { .. }
@@ -430,13 +431,16 @@ mod tests {
     fn completed_migration_is_reversed_replica_by_replica() {
         let (plan, snapshot) = forward();
         let mut live = LiveState {
-            statefulset: Some(with_uid(&plan.recreated_statefulset, "new-set")),
+            statefulset: Some(with_uid(
+                plan.recreated_statefulset.as_ref().unwrap(),
+                "new-set",
+            )),
             ..Default::default()
         };
-        for (i, replica) in plan.replicas.iter().enumerate() {
+        for (i, batch) in plan.batches.iter().enumerate() {
             live.pods
-                .push(with_uid(&replica.recreated_pod, &format!("new-pod-{i}")));
-            for volume in &replica.volumes {
+                .push(with_uid(&batch.pods[0].recreated, &format!("new-pod-{i}")));
+            for volume in &batch.volumes {
                 live.claims
                     .push(with_uid(&volume.new_claim, &format!("new-claim-{i}")));
                 live.volumes
@@ -444,8 +448,8 @@ mod tests {
             }
         }
         let back = plan_rollback(&plan, &originals(&snapshot), &live).unwrap();
-        assert_eq!(back.statefulset_uid, "new-set");
-        assert_eq!(back.replicas.len(), 2);
+        assert_eq!(back.uid, "new-set");
+        assert_eq!(back.batches.len(), 2);
         let volume = back.volume_by_claim("data-web-1").unwrap();
         assert_eq!(volume.old_volume, "pvc-1-csi");
         assert_eq!(volume.new_volume.metadata.name.as_deref(), Some("pvc-1"));

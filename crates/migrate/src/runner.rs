@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
 use kube::api::{
@@ -23,8 +23,10 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use thiserror::Error;
 
-use crate::plan::{MIGRATED_FROM_ANNOTATION, Plan, Step, VolumePlan, volume_identity};
-use crate::snapshot::StatefulSetSnapshot;
+use crate::plan::{
+    MIGRATED_FROM_ANNOTATION, Plan, Step, VolumePlan, mounts_any_claim, volume_identity,
+};
+use crate::snapshot::WorkloadSnapshot;
 use crate::workdir::{JournalEntry, JournalEvent, Stage, WorkDir, WorkDirError, now_seconds};
 
 /// Finalizers whose presence means a controller may still delete the disk behind a PV.
@@ -179,8 +181,9 @@ pub enum RunError {
     },
 }
 
-/// Prefix of the ConfigMap that marks a workload as being migrated by one work dir.
-pub const WORKLOAD_LOCK_PREFIX: &str = "csi-migrate-lock-statefulset-";
+/// Prefix of the ConfigMap that marks a workload as being migrated by one work dir:
+/// `csi-migrate-lock-<kind>-<name>`.
+pub const WORKLOAD_LOCK_PREFIX: &str = "csi-migrate-lock-";
 const LOCK_HOLDER_KEY: &str = "workDir";
 
 /// Starts a migration: locks `dir`, backs up every object the plan touches, writes
@@ -189,7 +192,7 @@ pub async fn migrate(
     client: Client,
     dir: &Path,
     plan: &Plan,
-    snapshot: &StatefulSetSnapshot,
+    snapshot: &WorkloadSnapshot,
     options: &RunOptions,
 ) -> Result<RunSummary, RunError> {
     let work = WorkDir::lock(dir)?;
@@ -219,21 +222,28 @@ pub async fn resume(
 fn write_backups(
     work: &WorkDir,
     plan: &Plan,
-    snapshot: &StatefulSetSnapshot,
+    snapshot: &WorkloadSnapshot,
 ) -> Result<(), WorkDirError> {
     let named = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
         meta.name.clone().unwrap_or_default()
     };
-    work.write_backup("statefulsets", &plan.statefulset, &snapshot.statefulset)?;
-    for replica in &plan.replicas {
-        if let Some(pod) = snapshot
-            .pods
-            .iter()
-            .find(|p| p.metadata.name.as_deref() == Some(replica.pod.as_str()))
-        {
-            work.write_backup("pods", &replica.pod, pod)?;
+    if let Some(set) = &snapshot.statefulset {
+        work.write_backup("statefulsets", &plan.name, set)?;
+    }
+    if let Some(deployment) = &snapshot.deployment {
+        work.write_backup("deployments", &plan.name, deployment)?;
+    }
+    for batch in &plan.batches {
+        for planned in &batch.pods {
+            if let Some(pod) = snapshot
+                .pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(planned.name.as_str()))
+            {
+                work.write_backup("pods", &planned.name, pod)?;
+            }
         }
-        for volume in &replica.volumes {
+        for volume in &batch.volumes {
             if let Some(claim) = snapshot
                 .claims
                 .iter()
@@ -265,6 +275,7 @@ pub(crate) struct Runner<'a> {
     claims: Api<PersistentVolumeClaim>,
     volumes: Api<PersistentVolume>,
     sets: Api<StatefulSet>,
+    deployments: Api<Deployment>,
     attachments: Api<VolumeAttachment>,
     locks: Api<ConfigMap>,
 }
@@ -371,7 +382,7 @@ fn migrated_from<K: Resource>(object: &K) -> Option<&str> {
         .map(String::as_str)
 }
 
-fn uid_precondition(uid: &str) -> DeleteParams {
+pub(crate) fn uid_precondition(uid: &str) -> DeleteParams {
     DeleteParams {
         preconditions: Some(Preconditions {
             uid: Some(uid.to_owned()),
@@ -399,6 +410,7 @@ impl<'a> Runner<'a> {
             volumes: Api::all(client.clone()),
             attachments: Api::all(client.clone()),
             locks: Api::namespaced(client.clone(), &plan.namespace),
+            deployments: Api::namespaced(client.clone(), &plan.namespace),
             sets: Api::namespaced(client, &plan.namespace),
         }
     }
@@ -412,9 +424,16 @@ impl<'a> Runner<'a> {
             .to_string()
     }
 
+    fn lock_name(&self) -> String {
+        format!(
+            "{WORKLOAD_LOCK_PREFIX}{}-{}",
+            self.plan.kind, self.plan.name
+        )
+    }
+
     /// Takes the workload lock (a ConfigMap naming this work dir), or finds it ours.
     async fn lock_workload(&self) -> Result<(), RunError> {
-        let lock = format!("{WORKLOAD_LOCK_PREFIX}{}", self.plan.statefulset);
+        let lock = self.lock_name();
         let lock_error = |source| RunError::Lock {
             lock: lock.clone(),
             source,
@@ -454,7 +473,7 @@ impl<'a> Runner<'a> {
 
     /// Releases the workload lock once the run is complete.
     async fn unlock_workload(&self) -> Result<(), RunError> {
-        let lock = format!("{WORKLOAD_LOCK_PREFIX}{}", self.plan.statefulset);
+        let lock = self.lock_name();
         let Some(existing) = self
             .locks
             .get_opt(&lock)
@@ -483,13 +502,22 @@ impl<'a> Runner<'a> {
     }
 
     pub(crate) async fn run(&self) -> Result<RunSummary, RunError> {
+        let result = self.run_steps().await;
+        let client = self.locks.clone().into_client();
+        crate::events::record_outcome(client, self.plan, self.stage, &result).await;
+        result
+    }
+
+    async fn run_steps(&self) -> Result<RunSummary, RunError> {
         self.lock_workload().await?;
         let done = self.work.done_steps(self.stage)?;
         let total = self.plan.steps.len();
         let first = (0..total).find(|i| !done.contains(i)).unwrap_or(total);
+        let client = self.locks.clone().into_client();
+        crate::events::record_start(client, self.plan, self.stage, first).await;
         let mut executed = 0;
         for (index, step) in self.plan.steps.iter().enumerate().skip(first) {
-            let description = step.describe(&self.plan.namespace, &self.plan.statefulset);
+            let description = step.describe(self.plan);
             self.journal(index, step, JournalEvent::Started, &description)?;
             let context = StepContext {
                 index,
@@ -588,7 +616,16 @@ impl<'a> Runner<'a> {
                 context
                     .wait(&self.pods, pod, conditions::is_deleted(uid))
                     .await?;
-                self.await_detached(context, pod).await
+                let (batch, _) = self
+                    .plan
+                    .pod(pod)
+                    .ok_or_else(|| context.unexpected("the plan has no such pod"))?;
+                let old: Vec<&str> = batch
+                    .volumes
+                    .iter()
+                    .map(|v| v.old_volume.as_str())
+                    .collect();
+                self.await_detached(context, &old).await
             }
             Step::DeleteClaim { claim, uid } => {
                 let volume = self.volume_plan(context, self.plan.volume_by_claim(claim))?;
@@ -664,6 +701,9 @@ impl<'a> Runner<'a> {
                 Ok(())
             }
             Step::RecreateStatefulSet => self.recreate_statefulset(context).await,
+            Step::ScaleDeployment { replicas } => self.scale_deployment(context, *replicas).await,
+            Step::AwaitClaimsReleased => self.await_claims_released(context).await,
+            Step::AwaitDeploymentAvailable => self.await_deployment_available(context).await,
             Step::AwaitAdoption => self.await_adoption(context).await,
             Step::RestoreReclaimPolicy { volume, policy } => {
                 let pv = self
@@ -765,13 +805,13 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Hazard 11: waits until no VolumeAttachment references the replica's old PVs, so
-    /// the disk is detached from the old node before anything else may attach it.
-    async fn await_detached(&self, context: &StepContext, pod: &str) -> Result<(), RunError> {
-        let replica = self
-            .plan
-            .replica(pod)
-            .ok_or_else(|| context.unexpected("the plan has no such replica"))?;
+    /// Hazard 11: waits until no VolumeAttachment references any of `old_volumes`, so
+    /// each disk is detached from its old node before anything else may attach it.
+    async fn await_detached(
+        &self,
+        context: &StepContext,
+        old_volumes: &[&str],
+    ) -> Result<(), RunError> {
         let attachments = self
             .attachments
             .list(&Default::default())
@@ -779,11 +819,7 @@ impl<'a> Runner<'a> {
             .map_err(|e| context.api(e))?;
         for attachment in attachments.items {
             let volume = attachment.spec.source.persistent_volume_name.as_deref();
-            if !replica
-                .volumes
-                .iter()
-                .any(|v| Some(v.old_volume.as_str()) == volume)
-            {
+            if !volume.is_some_and(|v| old_volumes.contains(&v)) {
                 continue;
             }
             let name = attachment.metadata.name.clone().unwrap_or_default();
@@ -795,12 +831,108 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// Waits until no pod mounts any of the plan's claims (each found is watched until it
+    /// is gone; the list is taken again in case a controller was still winding down) and
+    /// their old PVs are detached.
+    async fn await_claims_released(&self, context: &StepContext) -> Result<(), RunError> {
+        let claims: Vec<&str> = self.plan.volumes().map(|v| v.claim.as_str()).collect();
+        // Bounded: a workload scaled to zero stops creating pods.
+        for _ in 0..CONFLICT_RETRIES {
+            let pods = self
+                .pods
+                .list(&Default::default())
+                .await
+                .map_err(|e| context.api(e))?;
+            let users: Vec<Pod> = pods
+                .items
+                .into_iter()
+                .filter(|pod| mounts_any_claim(pod, &claims))
+                .collect();
+            if users.is_empty() {
+                let old: Vec<&str> = self.plan.volumes().map(|v| v.old_volume.as_str()).collect();
+                return self.await_detached(context, &old).await;
+            }
+            for pod in users {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                context
+                    .wait(&self.pods, &name, conditions::is_deleted(uid_of(&pod)))
+                    .await?;
+            }
+        }
+        Err(context.unexpected(
+            "pods using the claims kept appearing: something is scaling the workload up again",
+        ))
+    }
+
+    /// Sets the Deployment's replicas with a merge patch carrying its uid and the
+    /// resourceVersion just read; retried after a conflict.
+    async fn scale_deployment(&self, context: &StepContext, replicas: i32) -> Result<(), RunError> {
+        let name = &self.plan.name;
+        for _ in 0..CONFLICT_RETRIES {
+            let deployment = self
+                .deployments
+                .get_opt(name)
+                .await
+                .map_err(|e| context.api(e))?
+                .ok_or_else(|| context.unexpected(format!("deployment {name} does not exist")))?;
+            if uid_of(&deployment) != self.plan.uid {
+                return Err(context.unexpected(format!(
+                    "deployment {name} has uid {} instead of {}: someone recreated it",
+                    uid_of(&deployment),
+                    self.plan.uid
+                )));
+            }
+            if deployment.spec.replicas == Some(replicas) {
+                return Ok(());
+            }
+            let patch = json!({
+                "metadata": {"uid": self.plan.uid, "resourceVersion": deployment.metadata.resource_version},
+                "spec": {"replicas": replicas},
+            });
+            match self
+                .deployments
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if is_status(&e, 409) => continue,
+                Err(e) => return Err(context.api(e)),
+            }
+        }
+        Err(context.unexpected(format!(
+            "deployment {name} kept changing: {CONFLICT_RETRIES} conflicts in a row"
+        )))
+    }
+
+    /// Waits until the Deployment observed its spec and has every replica updated and available.
+    async fn await_deployment_available(&self, context: &StepContext) -> Result<(), RunError> {
+        let want = self.plan.deployment_replicas.unwrap_or(0);
+        context
+            .wait(
+                &self.deployments,
+                &self.plan.name,
+                |d: Option<&Deployment>| {
+                    let Some((d, status)) = d.and_then(|d| Some((d, d.status.as_ref()?))) else {
+                        return false;
+                    };
+                    // Counts of zero are omitted from the status.
+                    let count = |value: Option<i32>| value.unwrap_or(0);
+                    status.observed_generation >= d.metadata.generation
+                        && count(status.updated_replicas) == want
+                        && count(status.available_replicas) == want
+                        && count(status.replicas) == want
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn orphan_delete_statefulset(
         &self,
         context: &StepContext,
         uid: &str,
     ) -> Result<(), RunError> {
-        let name = &self.plan.statefulset;
+        let name = &self.plan.name;
         match self.sets.get_opt(name).await.map_err(|e| context.api(e))? {
             Some(found) if uid_of(&found) != uid => {
                 return Err(context.unexpected(format!(
@@ -825,17 +957,17 @@ impl<'a> Runner<'a> {
             .wait(&self.sets, name, conditions::is_deleted(uid))
             .await?;
         // The garbage collector strips the controller refs before the set disappears.
-        for replica in &self.plan.replicas {
+        for planned in self.plan.batches.iter().flat_map(|b| &b.pods) {
             if let Some(pod) = self
                 .pods
-                .get_opt(&replica.pod)
+                .get_opt(&planned.name)
                 .await
                 .map_err(|e| context.api(e))?
                 && controller_uid(&pod) == Some(uid)
             {
                 return Err(context.unexpected(format!(
                     "pod {} still names the deleted StatefulSet as its controller",
-                    replica.pod
+                    planned.name
                 )));
             }
         }
@@ -925,20 +1057,21 @@ impl<'a> Runner<'a> {
     }
 
     async fn create_pod(&self, context: &StepContext, pod: &str) -> Result<(), RunError> {
-        let replica = self
+        let (_, planned) = self
             .plan
-            .replica(pod)
-            .ok_or_else(|| context.unexpected("the plan has no such replica"))?;
+            .pod(pod)
+            .ok_or_else(|| context.unexpected("the plan has no such pod"))?;
         if let Some(existing) = self.pods.get_opt(pod).await.map_err(|e| context.api(e))? {
-            if uid_of(&existing) == replica.pod_uid {
+            if uid_of(&existing) == planned.uid {
                 return Err(context.unexpected(format!("the old pod {pod} is back")));
             }
-            // Created by us before a crash (nothing else creates pods while the set is gone).
+            // Created by us before a crash (nothing else creates these pods meanwhile:
+            // their StatefulSet is gone, or they are bare).
             return Ok(());
         }
         match self
             .pods
-            .create(&PostParams::default(), &replica.recreated_pod)
+            .create(&PostParams::default(), &planned.recreated)
             .await
         {
             Ok(_) => Ok(()),
@@ -946,8 +1079,16 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The StatefulSet the plan recreates at the end.
+    fn recreated_statefulset(&self, context: &StepContext) -> Result<&'a StatefulSet, RunError> {
+        self.plan.recreated_statefulset.as_ref().ok_or_else(|| {
+            context.unexpected("the plan has no StatefulSet to recreate (corrupt plan.json?)")
+        })
+    }
+
     async fn recreate_statefulset(&self, context: &StepContext) -> Result<(), RunError> {
-        let name = &self.plan.statefulset;
+        let name = &self.plan.name;
+        let recreated = self.recreated_statefulset(context)?;
         if let Some(existing) = self.sets.get_opt(name).await.map_err(|e| context.api(e))? {
             let on_target = existing
                 .spec
@@ -961,7 +1102,7 @@ impl<'a> Runner<'a> {
                             == Some(self.plan.target_storage_class.as_str())
                     })
                 });
-            if uid_of(&existing) != self.plan.statefulset_uid && on_target {
+            if uid_of(&existing) != self.plan.uid && on_target {
                 return Ok(());
             }
             return Err(context.unexpected(format!(
@@ -969,19 +1110,19 @@ impl<'a> Runner<'a> {
                 uid_of(&existing)
             )));
         }
-        match self
-            .sets
-            .create(&PostParams::default(), &self.plan.recreated_statefulset)
-            .await
-        {
+        match self.sets.create(&PostParams::default(), recreated).await {
             Ok(_) => Ok(()),
             Err(e) => Err(context.api(e)),
         }
     }
 
     async fn await_adoption(&self, context: &StepContext) -> Result<(), RunError> {
-        let name = &self.plan.statefulset;
-        let want = self.plan.recreated_statefulset.spec.replicas.unwrap_or(1);
+        let name = &self.plan.name;
+        let want = self
+            .recreated_statefulset(context)?
+            .spec
+            .replicas
+            .unwrap_or(1);
         let set = context
             .wait(&self.sets, name, |s: Option<&StatefulSet>| {
                 s.is_some_and(|s| {

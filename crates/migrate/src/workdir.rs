@@ -10,6 +10,8 @@
 //! DIR/rollback-plan.json            the way back, computed when `rollback` first runs
 //! DIR/rollback-journal.jsonl        its journal
 //! ```
+//!
+//! `docs/work-dir.md` documents every file and how to restore by hand.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};

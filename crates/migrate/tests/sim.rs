@@ -13,7 +13,7 @@ use csi_migrate_migrate::{
     Plan, PlanOptions, Step, load_statefulset_snapshot, migrate, plan_statefulset, resume,
 };
 use csi_migrate_migrate::{RollbackError, rollback};
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -32,6 +32,8 @@ const DRIVER: &str = "ebs.csi.aws.com";
 /// invariants at every change the store publishes.
 struct Cluster {
     store: Arc<Store>,
+    /// Faults the API server injects into our client's requests (none until set).
+    faults: Arc<kube_sim::faults::Faults>,
     _server: RunningServer,
     controllers: tokio::task::JoinHandle<()>,
     monitor: tokio::task::JoinHandle<()>,
@@ -96,7 +98,7 @@ fn check_instant(store: &Store, originals: &BTreeMap<String, String>) -> Vec<Str
     }
     for claim in items(store, "persistentvolumeclaims") {
         let name = text(&claim, "/metadata/name");
-        if !name.starts_with("data-web-") || text(&claim, "/status/phase") != "Bound" {
+        if text(&claim, "/status/phase") != "Bound" {
             continue;
         }
         let volume = text(&claim, "/spec/volumeName");
@@ -127,14 +129,96 @@ async fn cluster() -> Cluster {
 }
 
 async fn cluster_on(scenario: Scenario) -> Cluster {
+    cluster_with(scenario, Extras::None).await
+}
+
+/// Objects added to a scenario before its disks are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extras {
+    None,
+    /// Deployment `reports` (1 replica) on claim `reports`, bare pod `tools` on claim
+    /// `tools-data`, unused claim `scratch`; all on the in-tree class gp2.
+    DeploymentAndClaims,
+}
+
+async fn add_extras(client: &Client) {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    for name in ["reports", "tools-data", "scratch"] {
+        let claim = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "gp2",
+                "resources": {"requests": {"storage": "1Gi"}}}
+        }))
+        .unwrap();
+        claims.create(&PostParams::default(), &claim).await.unwrap();
+    }
+    let pod_spec = |claim: &str| {
+        json!({"containers": [{"name": "app", "image": "busybox",
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]})
+    };
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let deployment = serde_json::from_value(json!({
+        "metadata": {"name": "reports", "namespace": NS},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "reports"}},
+            "template": {"metadata": {"labels": {"app": "reports"}}, "spec": pod_spec("reports")}}
+    }))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let pod = serde_json::from_value(json!({
+        "metadata": {"name": "tools", "namespace": NS, "labels": {"app": "tools"}},
+        "spec": pod_spec("tools-data")
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    // scratch: nothing mounts it, so WaitForFirstConsumer-free gp2 binds it at once.
+    let bound = |c: Option<&PersistentVolumeClaim>| {
+        c.and_then(|c| c.status.as_ref()?.phase.as_deref()) == Some("Bound")
+    };
+    for name in ["reports", "tools-data", "scratch"] {
+        wait(await_condition(claims.clone(), name, bound)).await;
+    }
+    wait(await_condition(
+        deployments,
+        "reports",
+        |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()?.available_replicas) == Some(1),
+    ))
+    .await;
+    wait(await_condition(pods, "tools", |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref()?.phase.as_deref()) == Some("Running")
+    }))
+    .await;
+}
+
+/// Awaits a watch condition for at most 30 s.
+async fn wait<T, E: std::fmt::Debug>(
+    condition: impl std::future::Future<Output = Result<T, E>>,
+) -> T {
+    tokio::time::timeout(Duration::from_secs(30), condition)
+        .await
+        .expect("condition not met in 30 s")
+        .unwrap()
+}
+
+async fn cluster_with(scenario: Scenario, extras: Extras) -> Cluster {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let store = Arc::new(Store::new(10_000));
     kube_sim::scenario::apply(&store, scenario, Duration::from_secs(30))
         .await
         .unwrap();
-    let server = kube_sim::serve(store.clone(), "127.0.0.1:0".parse().unwrap(), false)
-        .await
-        .unwrap();
+    let faults = Arc::new(kube_sim::faults::Faults::default());
+    let server = kube_sim::serve_with_faults(
+        store.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        false,
+        faults.clone(),
+    )
+    .await
+    .unwrap();
     let controllers = kube_sim::controllers::spawn(store.clone(), Default::default());
     let yaml = kube_sim::kubeconfig::kubeconfig(&server.url, server.ca_pem.as_deref());
     let config = Config::from_custom_kubeconfig(
@@ -144,13 +228,21 @@ async fn cluster_on(scenario: Scenario) -> Cluster {
     .await
     .unwrap();
     let client = Client::try_from(config).unwrap();
+    if extras == Extras::DeploymentAndClaims {
+        add_extras(&client).await;
+    }
     let disks_before: BTreeMap<String, String> = store
         .cloud()
         .list()
         .into_iter()
         .map(|d| (d.id.clone(), d.sha256()))
         .collect();
-    assert_eq!(disks_before.len(), 3);
+    let extra_disks = if extras == Extras::DeploymentAndClaims {
+        3
+    } else {
+        0
+    };
+    assert_eq!(disks_before.len(), 3 + extra_disks);
     let violations = Arc::new(Mutex::new(Vec::new()));
     let monitor = {
         let store = store.clone();
@@ -172,6 +264,7 @@ async fn cluster_on(scenario: Scenario) -> Cluster {
     };
     Cluster {
         store,
+        faults,
         _server: server,
         controllers,
         monitor,
@@ -181,7 +274,7 @@ async fn cluster_on(scenario: Scenario) -> Cluster {
     }
 }
 
-async fn make_plan(cluster: &Cluster) -> (Plan, csi_migrate_migrate::StatefulSetSnapshot) {
+async fn make_plan(cluster: &Cluster) -> (Plan, csi_migrate_migrate::WorkloadSnapshot) {
     let snapshot = load_statefulset_snapshot(&cluster.client, NS, "web")
         .await
         .unwrap();
@@ -210,10 +303,7 @@ async fn assert_migrated(cluster: &Cluster, plan: &Plan) {
     let disks = cluster.store.cloud().list();
     let set = sets.get("web").await.unwrap();
     let set_uid = set.metadata.uid.clone().unwrap();
-    assert_ne!(
-        set_uid, plan.statefulset_uid,
-        "the StatefulSet was recreated"
-    );
+    assert_ne!(set_uid, plan.uid, "the StatefulSet was recreated");
     for template in set.spec.volume_claim_templates.as_ref().unwrap() {
         assert_eq!(
             template
@@ -481,13 +571,22 @@ async fn claim_deleted_while_pv_is_delete_loses_the_disk_but_the_runner_refuses(
         2,
         "the naive order deleted a disk"
     );
-    assert!(
-        naive
+    // The monitor runs on its own task: give it a moment to see the last change.
+    let seen = async {
+        while !naive
             .violations
             .lock()
             .unwrap()
             .iter()
-            .any(|v| v.contains("was deleted")),
+            .any(|v| v.contains("was deleted"))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), seen)
+            .await
+            .is_ok(),
         "the monitor sees the loss"
     );
 
@@ -509,7 +608,7 @@ async fn claim_deleted_while_pv_is_delete_loses_the_disk_but_the_runner_refuses(
         .await,
         Err(RunError::Stopped(_))
     ));
-    let first = &plan.replicas[0].volumes[0].old_volume;
+    let first = &plan.batches[0].volumes[0].old_volume;
     let volumes: Api<PersistentVolume> = Api::all(cluster.client.clone());
     let to = |policy: &str| json!({"spec": {"persistentVolumeReclaimPolicy": policy}});
     volumes
@@ -526,7 +625,7 @@ async fn claim_deleted_while_pv_is_delete_loses_the_disk_but_the_runner_refuses(
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
     assert!(
         claims
-            .get_opt(&plan.replicas[0].volumes[0].claim)
+            .get_opt(&plan.batches[0].volumes[0].claim)
             .await
             .unwrap()
             .is_some(),
@@ -566,7 +665,7 @@ async fn statefulset_recreated_before_the_claim_exists_provisions_an_empty_disk_
     ));
     // Someone re-applies the StatefulSet (still on the in-tree class) now.
     let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), NS);
-    let mut again = snapshot.statefulset.clone();
+    let mut again = snapshot.statefulset.clone().unwrap();
     again.metadata = kube::api::ObjectMeta {
         name: Some("web".into()),
         namespace: Some(NS.into()),
@@ -574,7 +673,7 @@ async fn statefulset_recreated_before_the_claim_exists_provisions_an_empty_disk_
     };
     again.status = None;
     sets.create(&PostParams::default(), &again).await.unwrap();
-    let claim = &plan.replicas[0].volumes[0].claim;
+    let claim = &plan.batches[0].volumes[0].claim;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
     let fresh = tokio::time::timeout(
         Duration::from_secs(20),
@@ -761,7 +860,7 @@ async fn claim_copied_with_binding_annotations_is_lost_and_refused() {
         .await,
         Err(RunError::Stopped(_))
     ));
-    let volume = &plan.replicas[0].volumes[0];
+    let volume = &plan.batches[0].volumes[0];
     let mut naive = volume.new_claim.clone();
     naive
         .metadata
@@ -840,7 +939,7 @@ async fn single_replica_migrates_with_allow_downtime_only() {
         ..Default::default()
     };
     let plan = plan_statefulset(&snapshot, TARGET, allow).unwrap();
-    assert_eq!(plan.replicas.len(), 1);
+    assert_eq!(plan.batches.len(), 1);
     assert!(plan.warnings.iter().any(|w| w.contains("data-web-2")));
     let dir = tempfile::tempdir().unwrap();
     migrate(
@@ -1146,20 +1245,20 @@ async fn a_pod_recreated_by_someone_else_is_reported() {
         .await,
         Err(RunError::Stopped(_))
     ));
-    let replica = &plan.replicas[0];
+    let replica = &plan.batches[0].pods[0];
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
-    pods.delete(&replica.pod, &DeleteParams::default())
+    pods.delete(&replica.name, &DeleteParams::default())
         .await
         .unwrap();
     await_condition(
         pods.clone(),
-        &replica.pod,
-        conditions::is_deleted(&replica.pod_uid),
+        &replica.name,
+        conditions::is_deleted(&replica.uid),
     )
     .await
     .unwrap();
     let stranger = pods
-        .create(&PostParams::default(), &replica.recreated_pod)
+        .create(&PostParams::default(), &replica.recreated)
         .await
         .unwrap();
     let err = resume(cluster.client.clone(), dir.path(), &options(None))
@@ -1169,13 +1268,13 @@ async fn a_pod_recreated_by_someone_else_is_reported() {
         matches!(&err, RunError::Unexpected { message, .. } if message.contains("something else recreated it")),
         "{err}"
     );
-    let still = pods.get(&replica.pod).await.unwrap();
+    let still = pods.get(&replica.name).await.unwrap();
     assert_eq!(still.metadata.uid, stranger.metadata.uid, "not deleted");
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
-    let claim = claims.get(&replica.volumes[0].claim).await.unwrap();
+    let claim = claims.get(&plan.batches[0].volumes[0].claim).await.unwrap();
     assert_eq!(
         claim.metadata.uid.as_deref(),
-        Some(replica.volumes[0].claim_uid.as_str())
+        Some(plan.batches[0].volumes[0].claim_uid.as_str())
     );
 }
 
@@ -1311,10 +1410,7 @@ mod vsphere {
         let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), NS);
         let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
         let set = sets.get("web").await.unwrap();
-        assert_ne!(
-            set.metadata.uid.as_deref(),
-            Some(plan.statefulset_uid.as_str())
-        );
+        assert_ne!(set.metadata.uid.as_deref(), Some(plan.uid.as_str()));
         for template in set.spec.volume_claim_templates.as_ref().unwrap() {
             assert_eq!(
                 template
@@ -1434,5 +1530,557 @@ mod vsphere {
         let shown = format!("{err} {err:?} {snapshot:?}");
         assert!(shown.contains("vCenter"), "{shown}");
         assert!(!shown.contains(PASSWORD), "password leaked: {shown}");
+    }
+}
+
+/// Deployments and bare claims: the same invariants, journal, resume and rollback.
+mod deployment_and_claims {
+    use super::*;
+    use csi_migrate_migrate::{
+        PlanError, WorkloadKind, WorkloadRef, load_workload_snapshot, plan_workload,
+    };
+
+    async fn extras_cluster() -> Cluster {
+        cluster_with(Scenario::EbsStatefulset, Extras::DeploymentAndClaims).await
+    }
+
+    async fn plan_for(
+        cluster: &Cluster,
+        kind: WorkloadKind,
+        name: &str,
+        allow_downtime: bool,
+    ) -> Result<(Plan, csi_migrate_migrate::WorkloadSnapshot), PlanError> {
+        let workload = WorkloadRef {
+            kind,
+            namespace: NS.into(),
+            name: name.into(),
+        };
+        let snapshot = load_workload_snapshot(&cluster.client, &workload)
+            .await
+            .unwrap();
+        let options = PlanOptions {
+            allow_downtime,
+            ..Default::default()
+        };
+        Ok((plan_workload(&snapshot, TARGET, options)?, snapshot))
+    }
+
+    fn blocker_text(
+        result: Result<(Plan, csi_migrate_migrate::WorkloadSnapshot), PlanError>,
+    ) -> String {
+        match result {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("expected blockers"),
+        }
+    }
+
+    /// Every claim of `plan` is Bound both ways to a native CSI PV naming one of the
+    /// original disks, with the user's reclaim policy back; no disk changed, none added;
+    /// no old PV left; no invariant violated on the way.
+    async fn assert_claims_migrated(cluster: &Cluster, plan: &Plan) {
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
+        let volumes: Api<PersistentVolume> = Api::all(cluster.client.clone());
+        let disks = cluster.store.cloud().list();
+        for volume in plan.volumes() {
+            let claim = claims.get(&volume.claim).await.unwrap();
+            assert_eq!(
+                claim.status.as_ref().unwrap().phase.as_deref(),
+                Some("Bound")
+            );
+            let spec = claim.spec.as_ref().unwrap();
+            assert_eq!(spec.storage_class_name.as_deref(), Some(TARGET));
+            let pv = volumes
+                .get(spec.volume_name.as_ref().unwrap())
+                .await
+                .unwrap();
+            let pv_spec = pv.spec.as_ref().unwrap();
+            let csi = pv_spec.csi.as_ref().expect("a native CSI PV");
+            assert_eq!(csi.driver, DRIVER);
+            assert!(disks.iter().any(|d| d.handles.contains(&csi.volume_handle)));
+            assert_eq!(
+                pv_spec.persistent_volume_reclaim_policy.as_deref(),
+                Some("Delete")
+            );
+            assert_eq!(pv_spec.claim_ref.as_ref().unwrap().uid, claim.metadata.uid);
+            assert!(volumes.get_opt(&volume.old_volume).await.unwrap().is_none());
+        }
+        let after: BTreeMap<String, String> =
+            disks.iter().map(|d| (d.id.clone(), d.sha256())).collect();
+        assert_eq!(
+            after, cluster.disks_before,
+            "every disk present, same content, none added"
+        );
+        let violations = cluster.violations.lock().unwrap().clone();
+        assert!(
+            violations.is_empty(),
+            "invariants violated: {violations:#?}"
+        );
+    }
+
+    async fn assert_deployment_back(cluster: &Cluster) -> Pod {
+        let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), NS);
+        let deployment = deployments.get("reports").await.unwrap();
+        assert_eq!(deployment.spec.replicas, Some(1), "scaled back");
+        assert_eq!(
+            deployment.status.as_ref().unwrap().available_replicas,
+            Some(1)
+        );
+        let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+        let running: Vec<Pod> = pods
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("app"))
+                    .map(String::as_str)
+                    == Some("reports")
+            })
+            .collect();
+        assert_eq!(running.len(), 1, "one pod of the Deployment");
+        running.into_iter().next().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deployment_is_scaled_to_zero_converted_and_scaled_back_on_the_same_disk() {
+        let cluster = Box::pin(extras_cluster()).await;
+        let refused =
+            blocker_text(plan_for(&cluster, WorkloadKind::Deployment, "reports", false).await);
+        assert!(refused.contains("--allow-downtime"), "{refused}");
+        let (plan, snapshot) = plan_for(&cluster, WorkloadKind::Deployment, "reports", true)
+            .await
+            .unwrap();
+        assert_eq!(plan.deployment_replicas, Some(1));
+        assert_eq!(plan.steps[1], Step::ScaleDeployment { replicas: 0 });
+        assert_eq!(plan.steps[2], Step::AwaitClaimsReleased);
+        let writes = plan
+            .steps
+            .iter()
+            .filter(|s| {
+                !matches!(
+                    s,
+                    Step::AwaitClaimBound { .. }
+                        | Step::AwaitClaimsReleased
+                        | Step::AwaitDeploymentAvailable
+                )
+            })
+            .count();
+        // Retain, delete claim + PV, create PV + claim, restore policy; two scales.
+        assert_eq!(writes, 6 + 2);
+        let old_pod = assert_deployment_back(&cluster).await;
+        let dir = tempfile::tempdir().unwrap();
+        Box::pin(migrate(
+            cluster.client.clone(),
+            dir.path(),
+            &plan,
+            &snapshot,
+            &options(None),
+        ))
+        .await
+        .unwrap();
+        assert_claims_migrated(&cluster, &plan).await;
+        let new_pod = assert_deployment_back(&cluster).await;
+        assert_ne!(
+            new_pod.metadata.uid, old_pod.metadata.uid,
+            "a new pod mounts the CSI PV"
+        );
+        // The StatefulSet and the other claims were not touched.
+        let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), NS);
+        let set = sets.get("web").await.unwrap();
+        assert_eq!(set.metadata.uid, snapshot_uid(&cluster, "web").await);
+        assert!(dir.path().join("backup/deployments/reports.json").exists());
+    }
+
+    async fn snapshot_uid(cluster: &Cluster, set: &str) -> Option<String> {
+        let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), NS);
+        sets.get(set).await.unwrap().metadata.uid
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deployment_migration_stopped_mid_step_anywhere_resumes_to_the_same_end() {
+        let probe = Box::pin(extras_cluster()).await;
+        let (probe_plan, _) = plan_for(&probe, WorkloadKind::Deployment, "reports", true)
+            .await
+            .unwrap();
+        let steps = probe_plan.steps.len();
+        drop(probe);
+        for index in 0..steps {
+            for stop in [StopPoint::BeforeDone(index), StopPoint::InWait(index)] {
+                let cluster = Box::pin(extras_cluster()).await;
+                let (plan, snapshot) =
+                    plan_for(&cluster, WorkloadKind::Deployment, "reports", true)
+                        .await
+                        .unwrap();
+                let dir = tempfile::tempdir().unwrap();
+                match Box::pin(migrate(
+                    cluster.client.clone(),
+                    dir.path(),
+                    &plan,
+                    &snapshot,
+                    &options(Some(stop)),
+                ))
+                .await
+                {
+                    Err(RunError::Stopped(_)) | Ok(_) => {}
+                    Err(e) => panic!("{stop:?}: {e}"),
+                }
+                Box::pin(resume(cluster.client.clone(), dir.path(), &options(None)))
+                    .await
+                    .unwrap_or_else(|e| panic!("{stop:?}: resume: {e}"));
+                assert_claims_migrated(&cluster, &plan).await;
+                assert_deployment_back(&cluster).await;
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deployment_rollback_after_a_stop_restores_the_in_tree_claim_and_replicas() {
+        let probe = Box::pin(extras_cluster()).await;
+        let (probe_plan, _) = plan_for(&probe, WorkloadKind::Deployment, "reports", true)
+            .await
+            .unwrap();
+        // Stopped with the Deployment at zero and the claim gone; and after completion.
+        let claim_deleted = step_index(&probe_plan, |s| matches!(s, Step::DeleteClaim { .. }));
+        drop(probe);
+        for stop in [Some(StopPoint::AfterStep(claim_deleted)), None] {
+            let cluster = Box::pin(extras_cluster()).await;
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
+            let original = claims.get("reports").await.unwrap();
+            let original_pv = original.spec.as_ref().unwrap().volume_name.clone().unwrap();
+            let (plan, snapshot) = plan_for(&cluster, WorkloadKind::Deployment, "reports", true)
+                .await
+                .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let _ = Box::pin(migrate(
+                cluster.client.clone(),
+                dir.path(),
+                &plan,
+                &snapshot,
+                &options(stop),
+            ))
+            .await;
+            Box::pin(rollback(cluster.client.clone(), dir.path(), &options(None)))
+                .await
+                .unwrap_or_else(|e| panic!("{stop:?}: {e}"));
+            let claim = claims.get("reports").await.unwrap();
+            let spec = claim.spec.as_ref().unwrap();
+            assert_eq!(spec.storage_class_name.as_deref(), Some("gp2"));
+            assert_eq!(spec.volume_name.as_deref(), Some(original_pv.as_str()));
+            let volumes: Api<PersistentVolume> = Api::all(cluster.client.clone());
+            let pv = volumes.get(&original_pv).await.unwrap();
+            let pv_spec = pv.spec.as_ref().unwrap();
+            assert!(pv_spec.aws_elastic_block_store.is_some(), "in-tree again");
+            assert_eq!(
+                pv_spec.persistent_volume_reclaim_policy.as_deref(),
+                Some("Delete")
+            );
+            assert_deployment_back(&cluster).await;
+            let after: BTreeMap<String, String> = cluster
+                .store
+                .cloud()
+                .list()
+                .iter()
+                .map(|d| (d.id.clone(), d.sha256()))
+                .collect();
+            assert_eq!(after, cluster.disks_before);
+            assert!(cluster.violations.lock().unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unused_claim_is_converted_in_place() {
+        let cluster = Box::pin(extras_cluster()).await;
+        let (plan, snapshot) = plan_for(
+            &cluster,
+            WorkloadKind::PersistentVolumeClaim,
+            "scratch",
+            false,
+        )
+        .await
+        .unwrap();
+        assert!(plan.batches[0].pods.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        Box::pin(migrate(
+            cluster.client.clone(),
+            dir.path(),
+            &plan,
+            &snapshot,
+            &options(None),
+        ))
+        .await
+        .unwrap();
+        assert_claims_migrated(&cluster, &plan).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claim_used_by_a_bare_pod_needs_downtime_and_the_pod_comes_back_on_the_same_disk() {
+        let cluster = Box::pin(extras_cluster()).await;
+        let refused = blocker_text(
+            plan_for(
+                &cluster,
+                WorkloadKind::PersistentVolumeClaim,
+                "tools-data",
+                false,
+            )
+            .await,
+        );
+        assert!(
+            refused.contains("pod/default/tools") && refused.contains("--allow-downtime"),
+            "{refused}"
+        );
+        // A claim whose pod a controller would recreate at once: migrate the workload instead.
+        let refused = blocker_text(
+            plan_for(
+                &cluster,
+                WorkloadKind::PersistentVolumeClaim,
+                "reports",
+                true,
+            )
+            .await,
+        );
+        assert!(refused.contains("controlled by ReplicaSet"), "{refused}");
+
+        let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+        let before = pods.get("tools").await.unwrap();
+        let (plan, snapshot) = plan_for(
+            &cluster,
+            WorkloadKind::PersistentVolumeClaim,
+            "tools-data",
+            true,
+        )
+        .await
+        .unwrap();
+        assert_eq!(plan.batches[0].pods[0].name, "tools");
+        let dir = tempfile::tempdir().unwrap();
+        Box::pin(migrate(
+            cluster.client.clone(),
+            dir.path(),
+            &plan,
+            &snapshot,
+            &options(None),
+        ))
+        .await
+        .unwrap();
+        assert_claims_migrated(&cluster, &plan).await;
+        let after = pods.get("tools").await.unwrap();
+        assert_ne!(after.metadata.uid, before.metadata.uid, "recreated");
+        assert_eq!(
+            after.status.as_ref().unwrap().phase.as_deref(),
+            Some("Running")
+        );
+
+        // And back.
+        Box::pin(rollback(cluster.client.clone(), dir.path(), &options(None)))
+            .await
+            .unwrap();
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), NS);
+        let claim = claims.get("tools-data").await.unwrap();
+        assert_eq!(
+            claim.spec.as_ref().unwrap().volume_name.as_deref(),
+            Some(plan.batches[0].volumes[0].old_volume.as_str())
+        );
+        let back = pods.get("tools").await.unwrap();
+        assert_eq!(
+            back.status.as_ref().unwrap().phase.as_deref(),
+            Some("Running")
+        );
+        assert!(cluster.violations.lock().unwrap().is_empty());
+    }
+}
+
+/// `--dry-run`: every write reaches the API server with dryRun=All; nothing changes.
+mod dry_run {
+    use super::*;
+    use csi_migrate_migrate::dry_run;
+
+    fn recording_options(seen: Arc<Mutex<Vec<(JournalEvent, String)>>>) -> RunOptions {
+        RunOptions {
+            progress: Some(Arc::new(move |p| {
+                seen.lock().unwrap().push((p.event, p.description.clone()));
+            })),
+            ..options(None)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dry_run_sends_every_write_and_changes_nothing() {
+        let cluster = Box::pin(cluster()).await;
+        let (plan, _) = make_plan(&cluster).await;
+        let pods_before = pod_uids(&cluster.store);
+        let rv_before = cluster.store.resource_version();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let summary = Box::pin(dry_run(
+            cluster.client.clone(),
+            &plan,
+            &recording_options(seen.clone()),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(summary.executed, plan.steps.len());
+        let seen = seen.lock().unwrap().clone();
+        let done: Vec<&String> = seen
+            .iter()
+            .filter(|(e, _)| *e == JournalEvent::Done)
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(done.len(), plan.steps.len());
+        // Deletes and patches accepted; the new PVs validated for real; the claims, pods
+        // and set validated although the originals still hold their names.
+        let count = |note: &str| done.iter().filter(|d| d.ends_with(note)).count();
+        assert_eq!(count("accepted (dry run)"), 3 + 1 + 3 * 3 + 3);
+        assert_eq!(
+            count("validated (dry run; the original still holds the name)"),
+            3 + 3 + 1
+        );
+        assert_eq!(
+            cluster.store.resource_version(),
+            rv_before,
+            "nothing written"
+        );
+        assert_eq!(pod_uids(&cluster.store), pods_before);
+        let volumes: Api<PersistentVolume> = Api::all(cluster.client.clone());
+        for volume in plan.volumes() {
+            let pv = volumes.get(&volume.old_volume).await.unwrap();
+            assert_eq!(
+                pv.spec.unwrap().persistent_volume_reclaim_policy.as_deref(),
+                Some("Delete"),
+                "the Retain patch was only a dry run"
+            );
+            assert!(
+                volumes
+                    .get_opt(&format!("{}-csi", volume.old_volume))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dry_run_stops_at_the_first_write_the_server_refuses() {
+        let cluster = Box::pin(cluster()).await;
+        let (mut plan, _) = make_plan(&cluster).await;
+        // As if the PV had been recreated since planning: the uid precondition fails.
+        let index = step_index(&plan, |s| matches!(s, Step::DeleteVolume { .. }));
+        if let Step::DeleteVolume { uid, .. } = &mut plan.steps[index] {
+            *uid = "not-the-planned-uid".into();
+        }
+        let err = Box::pin(dry_run(cluster.client.clone(), &plan, &options(None)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, RunError::Api { index: i, source: kube::Error::Api(s), .. } if *i == index && s.code == 409),
+            "{err}"
+        );
+    }
+}
+
+/// Seeded runs against an API server that fails, conflicts, throttles, drops connections
+/// and watch streams, and answers late: every run converges, or stops with an error
+/// naming its step and leaves a journal that `resume` (faults gone) takes to the end.
+mod fault_injection {
+    use super::*;
+    use kube_sim::faults::{ErrorRule, FaultConfig};
+
+    /// Seeds run; each is a full 3-replica migration on a fresh cluster.
+    const SEEDS: u64 = 200;
+    /// Runs at once (each cluster is its own server and controllers).
+    const PARALLEL: usize = 4;
+
+    fn faults(seed: u64) -> FaultConfig {
+        let rule = |verb: Option<&str>, code, rate| ErrorRule {
+            verb: verb.map(str::to_owned),
+            resource: None,
+            code,
+            rate,
+        };
+        FaultConfig {
+            seed,
+            latency_ms: seed % 3,
+            errors: vec![
+                rule(None, 500, 0.01),
+                rule(Some("PATCH"), 409, 0.05),
+                rule(None, 429, 0.005),
+            ],
+            fail_nth_write: Some(1 + seed % 20),
+            drop_rate: 0.003,
+            drop_watch_after_events: Some(1 + seed % 4),
+        }
+    }
+
+    /// One seed: (stopped by a fault, resumes needed).
+    async fn run_seed(seed: u64) -> Result<(bool, usize), String> {
+        let cluster = Box::pin(cluster()).await;
+        let (plan, snapshot) = make_plan(&cluster).await;
+        let dir = tempfile::tempdir().unwrap();
+        cluster.faults.set(faults(seed));
+        let first = Box::pin(migrate(
+            cluster.client.clone(),
+            dir.path(),
+            &plan,
+            &snapshot,
+            &options(None),
+        ))
+        .await;
+        let stopped = first.is_err();
+        let mut resumes = 0;
+        if let Err(error) = first {
+            // Clear: it names the step (or the workload lock) it stopped at.
+            let text = error.to_string();
+            let clear = text.starts_with("step ") || text.starts_with("workload lock");
+            if !clear || !dir.path().join("plan.json").exists() {
+                return Err(format!("seed {seed}: unclear stop or no plan: {text}"));
+            }
+            // Faults still on: a resume may stop again; then the operator fixes the API.
+            for attempt in 0..3 {
+                resumes += 1;
+                if attempt == 2 {
+                    cluster.faults.set(FaultConfig::default());
+                }
+                match Box::pin(resume(cluster.client.clone(), dir.path(), &options(None))).await {
+                    Ok(_) => break,
+                    Err(e) if attempt < 2 => {
+                        let text = e.to_string();
+                        if !text.starts_with("step ") && !text.starts_with("workload lock") {
+                            return Err(format!("seed {seed}: unclear stop: {text}"));
+                        }
+                    }
+                    Err(e) => return Err(format!("seed {seed}: resume without faults: {e}")),
+                }
+            }
+        }
+        cluster.faults.set(FaultConfig::default());
+        assert_migrated(&cluster, &plan).await;
+        Ok((stopped, resumes))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn seeded_faults_converge_or_stop_with_a_resumable_journal() {
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
+        let mut runs = tokio::task::JoinSet::new();
+        for seed in 0..SEEDS {
+            let permit = semaphore.clone().acquire_owned().await.unwrap();
+            runs.spawn(async move {
+                let result = run_seed(seed).await;
+                drop(permit);
+                result
+            });
+        }
+        let (mut stopped, mut resumed) = (0, 0);
+        while let Some(result) = runs.join_next().await {
+            let (was_stopped, resumes) = result.unwrap().unwrap();
+            stopped += usize::from(was_stopped);
+            resumed += resumes;
+        }
+        // The faults must actually bite, or this test proves nothing.
+        assert!(
+            stopped > SEEDS as usize / 4,
+            "only {stopped} of {SEEDS} runs were stopped"
+        );
+        eprintln!("{SEEDS} seeds: {stopped} stopped by a fault, {resumed} resumes");
     }
 }

@@ -6,9 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,57 +26,8 @@ const USER: &str = "administrator@vsphere.local";
 const PASSWORD: &str = "vcsim-Pa55w0rd-e2e";
 const DATASTORE: &str = "vsanDatastore";
 
-/// Builds and starts vcsim with a `vsanDatastore`; returns its URL, the datastore's
-/// directory and the child (killed by dropping stdin: `-exit-on-stdin-eof`).
-fn start_vcsim() -> (String, PathBuf, std::process::Child) {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let build = Command::new(workspace.join("scripts/build-vcsim"))
-        .current_dir(&workspace)
-        .output()
-        .expect("cannot run scripts/build-vcsim");
-    assert!(
-        build.status.success(),
-        "scripts/build-vcsim failed (install golang-go and golang-github-vmware-govmomi-dev):\n{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let binary = String::from_utf8_lossy(&build.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
-    let mut child = Command::new(&binary)
-        .args([
-            "-listen",
-            "127.0.0.1:0",
-            "-username",
-            USER,
-            "-password",
-            PASSWORD,
-        ])
-        .args(["-exit-on-stdin-eof", "-datastore", DATASTORE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (mut url, mut dir) = (None, None);
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(u) = line.strip_prefix("VCSIM_URL=") {
-            url = Some(u.to_owned());
-        } else if let Some(ds) = line.strip_prefix(&format!("VCSIM_DATASTORE={DATASTORE}\t")) {
-            dir = Some(PathBuf::from(ds));
-        } else if line == "VCSIM_READY" {
-            break;
-        }
-    }
-    (
-        url.expect("vcsim URL"),
-        dir.expect("vsanDatastore dir"),
-        child,
-    )
-}
+#[path = "../../vsphere/tests/support/vcsim_process.rs"]
+mod vcsim_process;
 
 fn records(client: &Client) -> Api<DynamicObject> {
     Api::all_with(
@@ -94,7 +42,9 @@ fn records(client: &Client) -> Api<DynamicObject> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vsphere_statefulset_registered_through_vcsim_and_migrated_onto_its_fcd_ids() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (vcsim_url, datastore_dir, _vcsim) = start_vcsim();
+    let vcsim = vcsim_process::start_vcsim(USER, PASSWORD, &["-datastore", DATASTORE]);
+    let vcsim_url = vcsim.url.clone();
+    let datastore_dir = vcsim.datastore_dirs[DATASTORE].clone();
 
     let store = Arc::new(Store::new(10_000));
     kube_sim::scenario::apply(
@@ -190,7 +140,7 @@ async fn vsphere_statefulset_registered_through_vcsim_and_migrated_onto_its_fcd_
         snapshot.unresolved_volumes
     );
     let first = snapshot.resolved_volumes.clone();
-    let handles = |s: &csi_migrate_migrate::StatefulSetSnapshot| -> BTreeMap<String, String> {
+    let handles = |s: &csi_migrate_migrate::WorkloadSnapshot| -> BTreeMap<String, String> {
         s.resolved_volumes
             .iter()
             .map(|(pv, r)| (pv.clone(), r.volume_handle.clone()))
@@ -257,6 +207,8 @@ async fn vsphere_statefulset_registered_through_vcsim_and_migrated_onto_its_fcd_
         assert!(recorded.iter().any(|r| {
             r.metadata.name.as_deref() == Some(resolved.volume_handle.as_str())
                 && r.data["spec"]["volumepath"] == path.as_str()
+                // vcsim cannot set keepAfterDeleteVm, so the driver is told to do it
+                && r.data["spec"]["protectvolumefromvmdelete"] == false
         }));
     }
 

@@ -13,9 +13,9 @@ fn main() {
     let path = std::env::args().nth(1).unwrap();
     eprintln!(
         "sizes: pv {} pvc {} pod {}",
-        size_of::<k8s_openapi::api::core::v1::PersistentVolume>(),
-        size_of::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(),
-        size_of::<k8s_openapi::api::core::v1::Pod>()
+        size_of::<csi_migrate_scan::objects::PersistentVolume>(),
+        size_of::<csi_migrate_scan::objects::PersistentVolumeClaim>(),
+        size_of::<csi_migrate_scan::objects::Pod>()
     );
     let t = Instant::now();
     let snapshot = csi_migrate_scan::load::files::load_paths(&[path.into()]).unwrap();
@@ -24,7 +24,31 @@ fn main() {
     let options = csi_migrate_scan::ScanOptions::default();
     let view = csi_migrate_scan::view::ClusterView::new(&snapshot, &options);
     eprintln!("view {:?} {}", t.elapsed(), rss());
+    let mut findings = Vec::new();
+    for rule in csi_migrate_scan::rules::RULES {
+        let t = Instant::now();
+        let before = findings.len();
+        rule.run(&view, &mut findings);
+        let spent = t.elapsed();
+        if spent.as_millis() >= 5 {
+            eprintln!(
+                "  rule {} {:?} ({} findings)",
+                rule.code(),
+                spent,
+                findings.len() - before
+            );
+        }
+    }
+    let t = Instant::now();
+    let inventory = csi_migrate_scan::inventory::build(&view);
+    eprintln!("  inventory {:?}", t.elapsed());
+    let t = Instant::now();
+    let workloads = csi_migrate_scan::readiness::assess(&view, &findings);
+    eprintln!("  readiness {:?}", t.elapsed());
+    drop((inventory, workloads, findings));
+    let t = Instant::now();
     drop(view);
+    eprintln!("  drop view {:?}", t.elapsed());
     let t = Instant::now();
     let report = csi_migrate_scan::scan(&snapshot, &options);
     eprintln!(
@@ -36,4 +60,10 @@ fn main() {
     let t = Instant::now();
     let json = csi_migrate_scan::render::json::render(&report).unwrap();
     eprintln!("json {:?} {} bytes {}", t.elapsed(), rss(), json.len());
+    let t = Instant::now();
+    drop((json, report));
+    eprintln!("drop report {:?}", t.elapsed());
+    let t = Instant::now();
+    drop(snapshot);
+    eprintln!("drop snapshot {:?}", t.elapsed());
 }

@@ -24,6 +24,7 @@
 
 pub mod inventory;
 pub mod load;
+pub mod objects;
 pub mod plugins;
 pub mod readiness;
 pub mod render;
@@ -45,6 +46,45 @@ use crate::view::ClusterView;
 /// Runs every rule over the snapshot and assembles the report. No I/O.
 pub fn scan(snapshot: &ClusterSnapshot, options: &ScanOptions) -> Report {
     let view = ClusterView::new(snapshot, options);
+    // The inventory does not depend on the findings, and on a large cluster it takes
+    // about as long as all the rules: build it on a second thread meanwhile.
+    let (findings, inventory) = std::thread::scope(|scope| {
+        let inventory = scope.spawn(|| inventory::build(&view));
+        let findings = run_rules(&view);
+        // A panic in the worker is a bug; build it again here so it surfaces normally.
+        let inventory = inventory.join().unwrap_or_else(|_| inventory::build(&view));
+        (findings, inventory)
+    });
+    let workloads = readiness::assess(&view, &findings);
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    let readiness_count = |r: Readiness| workloads.iter().filter(|w| w.readiness == r).count();
+    let summary = Summary {
+        blockers: count(Severity::Blocker),
+        warnings: count(Severity::Warning),
+        infos: count(Severity::Info),
+        in_tree_storage_classes: inventory.storage_classes.len(),
+        in_tree_persistent_volumes: inventory.persistent_volumes.len(),
+        in_tree_persistent_volume_claims: inventory.persistent_volume_claims.len(),
+        in_tree_inline_volumes: inventory.inline_volumes.len(),
+        workloads: workloads.len(),
+        workloads_ready: readiness_count(Readiness::Ready),
+        workloads_blocked: readiness_count(Readiness::Blocked),
+        workloads_manual: readiness_count(Readiness::Manual),
+    };
+    Report {
+        schema_version: SCHEMA_VERSION,
+        server_version: view.server_version,
+        namespace: options.namespace.clone(),
+        inventory,
+        findings,
+        workloads,
+        summary,
+    }
+}
+
+/// Runs every rule whose inputs were collected, reports those that were skipped, and
+/// sorts the findings: most severe first, then by code, object and message.
+fn run_rules(view: &ClusterView<'_>) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut skipped: BTreeMap<ResourceKind, Vec<&'static str>> = BTreeMap::new();
     for rule in RULES {
@@ -55,7 +95,7 @@ pub fn scan(snapshot: &ClusterSnapshot, options: &ScanOptions) -> Report {
             .filter(|k| !view.collected(*k))
             .collect();
         if missing.is_empty() {
-            rule.run(&view, &mut findings);
+            rule.run(view, &mut findings);
         } else {
             for kind in missing {
                 skipped.entry(kind).or_default().push(rule.code());
@@ -88,30 +128,5 @@ pub fn scan(snapshot: &ClusterSnapshot, options: &ScanOptions) -> Report {
             .then_with(|| a.object.cmp(&b.object))
             .then_with(|| a.message.cmp(&b.message))
     });
-    let inventory = inventory::build(&view);
-    let workloads = readiness::assess(&view, &findings);
-    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
-    let readiness_count = |r: Readiness| workloads.iter().filter(|w| w.readiness == r).count();
-    let summary = Summary {
-        blockers: count(Severity::Blocker),
-        warnings: count(Severity::Warning),
-        infos: count(Severity::Info),
-        in_tree_storage_classes: inventory.storage_classes.len(),
-        in_tree_persistent_volumes: inventory.persistent_volumes.len(),
-        in_tree_persistent_volume_claims: inventory.persistent_volume_claims.len(),
-        in_tree_inline_volumes: inventory.inline_volumes.len(),
-        workloads: workloads.len(),
-        workloads_ready: readiness_count(Readiness::Ready),
-        workloads_blocked: readiness_count(Readiness::Blocked),
-        workloads_manual: readiness_count(Readiness::Manual),
-    };
-    Report {
-        schema_version: SCHEMA_VERSION,
-        server_version: view.server_version,
-        namespace: options.namespace.clone(),
-        inventory,
-        findings,
-        workloads,
-        summary,
-    }
+    findings
 }

@@ -11,10 +11,34 @@ pub fn assess(view: &ClusterView<'_>, findings: &[Finding]) -> Vec<WorkloadRepor
     for finding in findings {
         by_object.entry(&finding.object).or_default().push(finding);
     }
-    view.workloads
-        .iter()
-        .map(|w| assess_one(view, w, &by_object))
-        .collect()
+    // Each workload is assessed on its own; a large cluster's thousands are split over
+    // the cores, results kept in workload order.
+    let assess_part = |part: &[Workload<'_>]| -> Vec<WorkloadReport> {
+        part.iter()
+            .map(|w| assess_one(view, w, &by_object))
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || view.workloads.len() < 256 {
+        return assess_part(&view.workloads);
+    }
+    let chunk = view.workloads.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = view
+            .workloads
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || assess_part(part)))
+            .collect();
+        let mut out = Vec::with_capacity(view.workloads.len());
+        for (handle, part) in handles.into_iter().zip(view.workloads.chunks(chunk)) {
+            match handle.join() {
+                Ok(mut done) => out.append(&mut done),
+                // A panic in a worker is a bug; redo that part here so it surfaces normally.
+                Err(_) => out.extend(assess_part(part)),
+            }
+        }
+        out
+    })
 }
 
 /// The objects whose findings concern `workload`, and the plugins it uses.

@@ -5,11 +5,13 @@ use std::fmt;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::{CSIDriver, CSINode, StorageClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
+
+use crate::objects::{PersistentVolume, PersistentVolumeClaim, Pod};
 
 /// Every kind of object a snapshot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -214,11 +216,11 @@ fn leading_number(text: &str) -> Option<u32> {
 pub struct ClusterSnapshot {
     /// StorageClasses.
     pub storage_classes: Vec<StorageClass>,
-    /// PersistentVolumes.
+    /// PersistentVolumes (slim: what the scan reads).
     pub persistent_volumes: Vec<PersistentVolume>,
-    /// PersistentVolumeClaims.
+    /// PersistentVolumeClaims (slim: what the scan reads).
     pub persistent_volume_claims: Vec<PersistentVolumeClaim>,
-    /// Pods.
+    /// Pods (slim: what the scan reads).
     pub pods: Vec<Pod>,
     /// StatefulSets.
     pub stateful_sets: Vec<StatefulSet>,
@@ -248,6 +250,8 @@ pub struct ClusterSnapshot {
     /// at" (a dump without it, or a list the scanner was not allowed to make), which is
     /// not the same as "there are none": rules that need it are skipped and reported.
     pub collected: BTreeSet<ResourceKind>,
+    /// What vCenter said about the vSphere volumes (`scan --vcenter`); `None` when not asked.
+    pub vcenter: Option<VcenterFacts>,
 }
 
 impl ClusterSnapshot {
@@ -399,4 +403,33 @@ mod tests {
             assert_eq!(ResourceKind::from_kind(kind.as_str()), Some(kind));
         }
     }
+}
+
+/// What a vCenter said about the cluster's in-tree vSphere volumes and classes, gathered by
+/// `scan --vcenter` (the vSphere rules read it; without it they stay silent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VcenterFacts {
+    /// `host[:port]` of vCenter, for messages.
+    pub host: String,
+    /// `about.apiVersion`, e.g. `7.0.3.0`.
+    pub api_version: String,
+    /// `about.build`.
+    pub build: String,
+    /// Whether this version can give an in-tree VMDK a CNS identity (6.7U3l or later).
+    pub registration_supported: bool,
+    /// The datacenters searched, in order.
+    pub datacenters: Vec<String>,
+    /// Per in-tree `volumePath` (the PV's exact string).
+    pub disks: std::collections::BTreeMap<String, VcenterDisk>,
+    /// Storage policy names; `None` when the policy service was not asked or did not answer.
+    pub storage_policies: Option<BTreeSet<String>>,
+}
+
+/// Where vCenter found one in-tree `volumePath`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VcenterDisk {
+    /// The first searched datacenter holding the path's datastore; `None`: in none of them.
+    pub datacenter: Option<String>,
+    /// Whether the VMDK exists on that datastore.
+    pub vmdk_exists: bool,
 }

@@ -4,13 +4,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use csi_migrate_translate::Translator;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{
-    Node, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec, Volume,
-};
+use k8s_openapi::api::core::v1::{self as k8s, Node, PodSpec, PodTemplateSpec, Volume};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
+use crate::objects::{PersistentVolume, PersistentVolumeClaim, Pod};
 use crate::plugins::{self, CEPHFS_PLUGIN_NAME, PluginInfo};
 use crate::report::ObjectRef;
 use crate::snapshot::{ClusterSnapshot, ResourceKind, ServerVersion, VersionSource};
@@ -220,8 +219,11 @@ pub fn inline_plugin(translator: &Translator, volume: &Volume) -> Option<&'stati
         .and_then(|p| plugins::plugin_by_name(p.in_tree_plugin_name()))
 }
 
-/// The plugin of a PV's source, if it is in-tree.
-pub fn pv_plugin(translator: &Translator, pv: &PersistentVolume) -> Option<&'static PluginInfo> {
+/// The plugin of a PV's source, if it is in-tree (`pv` from [`PersistentVolume::to_k8s`]).
+pub fn pv_plugin(
+    translator: &Translator,
+    pv: &k8s::PersistentVolume,
+) -> Option<&'static PluginInfo> {
     if pv.spec.as_ref().is_some_and(|s| s.cephfs.is_some()) {
         return plugins::plugin_by_name(CEPHFS_PLUGIN_NAME);
     }
@@ -238,8 +240,10 @@ type Classified = Option<(&'static PluginInfo, Result<String, String>)>;
 /// result is in the order of `pvs`.
 fn classify_volumes(translator: &Translator, pvs: &[&PersistentVolume]) -> Vec<Classified> {
     let classify = |pv: &PersistentVolume| -> Classified {
-        let plugin = pv_plugin(translator, pv)?;
-        Some((plugin, translate_pv(translator, plugin, pv)))
+        // The translator works on full k8s-openapi PVs: rebuild one, use it, drop it.
+        let pv = pv.to_k8s();
+        let plugin = pv_plugin(translator, &pv)?;
+        Some((plugin, translate_pv(translator, plugin, &pv)))
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     if threads < 2 || pvs.len() < 1024 {
@@ -267,7 +271,7 @@ fn classify_volumes(translator: &Translator, pvs: &[&PersistentVolume]) -> Vec<C
 fn translate_pv(
     translator: &Translator,
     plugin: &PluginInfo,
-    pv: &PersistentVolume,
+    pv: &k8s::PersistentVolume,
 ) -> Result<String, String> {
     if !plugin.translatable {
         return Err(format!(
@@ -362,19 +366,31 @@ pub fn selector_matches(
     labels_ok && expressions_ok
 }
 
-/// Where a pod's claims come from: `persistentVolumeClaim` volumes and generic ephemeral volumes.
-fn spec_claims(spec: &PodSpec, pod_name: Option<&str>) -> Vec<String> {
-    let mut claims = Vec::new();
-    for volume in spec.volumes.iter().flatten() {
-        if let Some(pvc) = &volume.persistent_volume_claim {
-            claims.push(pvc.claim_name.clone());
-        } else if volume.ephemeral.is_some()
-            && let Some(pod) = pod_name
-        {
-            claims.push(format!("{pod}-{}", volume.name));
+/// The claims a pod template names in `persistentVolumeClaim` volumes (a template's
+/// generic ephemeral volumes have no claim name until there is a pod).
+fn template_claims(spec: &PodSpec) -> impl Iterator<Item = String> + '_ {
+    spec.volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|pvc| pvc.claim_name.clone())
+}
+
+/// Where a pod's claims come from: `persistentVolumeClaim` volumes and generic ephemeral
+/// volumes (`<pod>-<volume>`).
+fn pod_claims<'p>(
+    spec: &'p crate::objects::PodSpec,
+    pod_name: &'p str,
+) -> impl Iterator<Item = String> + 'p {
+    spec.volumes.iter().flatten().filter_map(move |volume| {
+        if let Some(claim) = &volume.claim_name {
+            Some(claim.clone())
+        } else if volume.ephemeral {
+            Some(format!("{pod_name}-{}", volume.name))
+        } else {
+            None
         }
-    }
-    claims
+    })
 }
 
 /// Identifies a workload while building the view.
@@ -402,36 +418,37 @@ impl<'a> WorkloadSet<'a> {
         let labels = template
             .and_then(|t| t.metadata.as_ref())
             .and_then(|m| m.labels.as_ref());
-        self.add(kind, meta, replicas, spec, labels, stateful_set);
+        let volumes = spec.iter().flat_map(|s| s.volumes.iter().flatten());
+        let claims = spec.into_iter().flat_map(template_claims).collect();
+        self.add(kind, meta, replicas, volumes, claims, labels, stateful_set);
     }
 
+    /// Adds a workload; `volumes` are those that may be inline in-tree volumes, `claims`
+    /// the claims its pods name.
+    #[allow(clippy::too_many_arguments)] // One call per kind; a struct would only rename them.
     fn add(
         &mut self,
         kind: WorkloadKind,
         meta: &'a ObjectMeta,
         replicas: Option<i32>,
-        spec: Option<&'a PodSpec>,
+        volumes: impl Iterator<Item = &'a Volume>,
+        claims: BTreeSet<String>,
         pod_labels: Option<&'a BTreeMap<String, String>>,
         stateful_set: Option<&'a StatefulSet>,
     ) {
         let ns = namespace_of(meta);
         let object = ObjectRef::namespaced(kind.as_str(), ns, name_of(meta));
         let mut inline = Vec::new();
-        let mut claims = BTreeSet::new();
-        if let Some(spec) = spec {
-            for volume in spec.volumes.iter().flatten() {
-                if let Some(plugin) = inline_plugin(&self.translator, volume) {
-                    inline.push((volume.name.clone(), plugin));
-                    self.inline_volumes.push(InlineVolume {
-                        owner: object.clone(),
-                        namespace: ns,
-                        volume,
-                        plugin,
-                    });
-                }
+        for volume in volumes {
+            if let Some(plugin) = inline_plugin(&self.translator, volume) {
+                inline.push((volume.name.clone(), plugin));
+                self.inline_volumes.push(InlineVolume {
+                    owner: object.clone(),
+                    namespace: ns,
+                    volume,
+                    plugin,
+                });
             }
-            let pod_name = (kind == WorkloadKind::Pod).then(|| name_of(meta));
-            claims.extend(spec_claims(spec, pod_name));
         }
         self.index
             .insert((kind, ns, name_of(meta)), self.workloads.len());
@@ -745,15 +762,26 @@ impl<'a> ClusterView<'a> {
                     if let Some(spec) = &pod.spec {
                         workload
                             .claims
-                            .extend(spec_claims(spec, Some(name_of(&pod.metadata))));
+                            .extend(pod_claims(spec, name_of(&pod.metadata)));
                     }
                 }
                 None => {
+                    let volumes = pod
+                        .spec
+                        .iter()
+                        .flat_map(|s| s.volumes.iter().flatten())
+                        .filter_map(|v| v.full.as_deref());
+                    let claims = pod
+                        .spec
+                        .iter()
+                        .flat_map(|s| pod_claims(s, name_of(&pod.metadata)))
+                        .collect();
                     found.add(
                         WorkloadKind::Pod,
                         &pod.metadata,
                         None,
-                        pod.spec.as_ref(),
+                        volumes,
+                        claims,
                         pod.metadata.labels.as_ref(),
                         None,
                     );
@@ -911,8 +939,9 @@ mod tests {
         let parallel = classify_volumes(&translator, &pvs);
         assert_eq!(parallel.len(), pvs.len());
         for (pv, got) in pvs.iter().zip(&parallel) {
-            let plugin = pv_plugin(&translator, pv);
-            let want = plugin.map(|p| (p.name, translate_pv(&translator, p, pv)));
+            let full = pv.to_k8s();
+            let plugin = pv_plugin(&translator, &full);
+            let want = plugin.map(|p| (p.name, translate_pv(&translator, p, &full)));
             assert_eq!(got.as_ref().map(|(p, t)| (p.name, t.clone())), want);
         }
     }

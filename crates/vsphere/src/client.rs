@@ -14,8 +14,6 @@ use crate::xml::{self, Element, XmlError, escape};
 const SESSION_COOKIE: &str = "vmware_soap_session";
 /// `SOAPAction` sent on every call (what govmomi sends).
 const SOAP_ACTION: &str = "urn:vim25/7.0";
-/// Attempts for a request that failed to connect (the request never reached the server).
-const CONNECT_ATTEMPTS: u32 = 3;
 
 /// Characters escaped in URL path segments and query values: everything but RFC 3986
 /// unreserved characters (like Go's `url.PathEscape` plus `/` inside names).
@@ -208,8 +206,16 @@ impl Credentials {
 /// Options for [`VcenterClient::new`].
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
-    /// Per-request timeout.
+    /// Per-attempt timeout of one HTTP request.
     pub request_timeout: Duration,
+    /// How many times one call is sent at most when it fails transiently (transport error,
+    /// or an HTTP 5xx/429 without a SOAP fault). A SOAP fault is never retried. So one call
+    /// takes at most `max_attempts × request_timeout` plus the backoff delays.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled for each further one.
+    pub retry_base_delay: Duration,
+    /// Upper bound of one backoff delay.
+    pub retry_max_delay: Duration,
     /// How long [`VcenterClient::wait_for_task`] polls before giving up.
     pub task_timeout: Duration,
     /// Accept any server certificate (`--vcenter-insecure`).
@@ -222,6 +228,9 @@ impl Default for ClientOptions {
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(60),
+            max_attempts: 4,
+            retry_base_delay: Duration::from_millis(250),
+            retry_max_delay: Duration::from_secs(4),
             task_timeout: Duration::from_secs(300),
             accept_invalid_certs: false,
             ca_bundle_pem: None,
@@ -402,6 +411,8 @@ pub(crate) enum Endpoint {
     /// CNS on `/vsanHealth` (authenticated by the session cookie and the
     /// `vcSessionCookie` SOAP header a real vCenter's vsanHealth service needs).
     Cns,
+    /// Storage policies (SPBM) on `/pbm`, authenticated like CNS.
+    Pbm,
 }
 
 impl VcenterClient {
@@ -471,6 +482,7 @@ impl VcenterClient {
         let path = match endpoint {
             Endpoint::Vim => "sdk",
             Endpoint::Cns => "vsanHealth",
+            Endpoint::Pbm => "pbm",
         };
         self.base.join(path).map_err(|e| VsphereError::InvalidUrl {
             reason: e.to_string(),
@@ -486,7 +498,7 @@ impl VcenterClient {
     ) -> Result<(Element, reqwest::header::HeaderMap), VsphereError> {
         let url = self.endpoint_url(endpoint)?;
         let header = match (endpoint, &self.session) {
-            (Endpoint::Cns, Some(session)) => format!(
+            (Endpoint::Cns | Endpoint::Pbm, Some(session)) => format!(
                 "<Header><vcSessionCookie>{}</vcSessionCookie></Header>",
                 escape(&session.key)
             ),
@@ -495,73 +507,55 @@ impl VcenterClient {
         let envelope = format!(
             r#"<?xml version="1.0" encoding="UTF-8"?><Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">{header}<Body>{body}</Body></Envelope>"#
         );
-        let mut attempt = 0;
-        let response = loop {
+        let mut attempt = 1;
+        loop {
+            let outcome = self.send_soap(&url, &envelope).await;
+            let retry = match &outcome {
+                Err(e) => is_transient_transport_error(e),
+                Ok(reply) => is_transient_status(reply.status, reply.fault.is_some()),
+            };
+            if !retry || attempt >= self.options.max_attempts.max(1) {
+                return finish_soap(operation, outcome);
+            }
+            tokio::time::sleep(backoff_delay(
+                attempt,
+                self.options.retry_base_delay,
+                self.options.retry_max_delay,
+            ))
+            .await;
             attempt += 1;
-            let mut request = self
-                .http
-                .post(url.clone())
-                .header(CONTENT_TYPE, r#"text/xml; charset="utf-8""#)
-                .header("SOAPAction", SOAP_ACTION)
-                .body(envelope.clone());
-            if let Some(session) = &self.session {
-                request = request.header(COOKIE, session.cookie_header.clone());
-            }
-            match request.send().await {
-                Ok(response) => break response,
-                Err(e) if e.is_connect() && attempt < CONNECT_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                }
-                Err(source) => {
-                    return Err(VsphereError::Transport {
-                        operation: operation.to_owned(),
-                        source,
-                    });
-                }
-            }
-        };
+        }
+    }
+
+    /// One HTTP exchange of a SOAP call: the status, headers, parsed body and fault, if any.
+    async fn send_soap(&self, url: &Url, envelope: &str) -> Result<SoapReply, reqwest::Error> {
+        let mut request = self
+            .http
+            .post(url.clone())
+            .header(CONTENT_TYPE, r#"text/xml; charset="utf-8""#)
+            .header("SOAPAction", SOAP_ACTION)
+            .body(envelope.to_owned());
+        if let Some(session) = &self.session {
+            request = request.header(COOKIE, session.cookie_header.clone());
+        }
+        let response = request.send().await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .map_err(|source| VsphereError::Transport {
-                operation: operation.to_owned(),
-                source,
-            })?;
+        let text = response.text().await?;
         let parsed = xml::parse(&text);
-        let body_element = parsed
+        let fault = parsed
             .as_ref()
             .ok()
             .and_then(|root| root.child("Body"))
-            .and_then(|b| b.children.first());
-        if let Some(element) = body_element
-            && element.name == "Fault"
-        {
-            return Err(VsphereError::Fault {
-                operation: operation.to_owned(),
-                fault: Box::new(Fault::from_soap_fault(element)),
-            });
-        }
-        if status != StatusCode::OK {
-            return Err(VsphereError::HttpStatus {
-                operation: operation.to_owned(),
-                status: status.as_u16(),
-            });
-        }
-        let root = parsed.map_err(|source| VsphereError::Xml {
-            operation: operation.to_owned(),
-            source,
-        })?;
-        let element = root
-            .child("Body")
             .and_then(|b| b.children.first())
-            .cloned()
-            .ok_or_else(|| VsphereError::Malformed {
-                operation: operation.to_owned(),
-                detail: "empty SOAP Body".into(),
-            })?;
-        Ok((element, headers))
+            .filter(|element| element.name == "Fault")
+            .map(Fault::from_soap_fault);
+        Ok(SoapReply {
+            status,
+            headers,
+            parsed,
+            fault,
+        })
     }
 
     pub(crate) async fn call_vim(
@@ -778,20 +772,35 @@ impl VcenterClient {
             .ok_or_else(|| VsphereError::NotLoggedIn {
                 operation: operation.into(),
             })?;
-        let mut request = self
-            .http
-            .request(method, self.folder_url(datastore, path)?)
-            .header(COOKIE, session.cookie_header.clone());
-        if let Some(body) = body {
-            request = request.body(body);
+        let url = self.folder_url(datastore, path)?;
+        let mut attempt = 1;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(COOKIE, session.cookie_header.clone());
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            let outcome = request.send().await;
+            let retry = match &outcome {
+                Err(e) => is_transient_transport_error(e),
+                Ok(response) => is_transient_status(response.status(), false),
+            };
+            if !retry || attempt >= self.options.max_attempts.max(1) {
+                return outcome.map_err(|source| VsphereError::Transport {
+                    operation: operation.into(),
+                    source,
+                });
+            }
+            tokio::time::sleep(backoff_delay(
+                attempt,
+                self.options.retry_base_delay,
+                self.options.retry_max_delay,
+            ))
+            .await;
+            attempt += 1;
         }
-        request
-            .send()
-            .await
-            .map_err(|source| VsphereError::Transport {
-                operation: operation.into(),
-                source,
-            })
     }
 
     /// Whether a file exists on the datastore (HTTP `HEAD` on `/folder`).
@@ -990,6 +999,20 @@ impl VcenterClient {
         VStorageObject::from_config(OP, config)
     }
 
+    /// `VcenterVStorageObjectManager.SetVStorageObjectControlFlags(id, datastore,
+    /// [keepAfterDeleteVm])`: deleting a VM the disk is attached to then keeps the disk.
+    /// In-tree VMDKs lack this flag; vcsim 0.24 answers `MethodNotFound`.
+    pub async fn set_keep_after_delete_vm(
+        &mut self,
+        datastore: &Datastore,
+        id: &str,
+    ) -> Result<(), VsphereError> {
+        const OP: &str = "SetVStorageObjectControlFlags";
+        self.require_session(OP)?;
+        let body = set_keep_after_delete_vm_body(&self.vstorage_manager(OP)?, datastore, id);
+        self.call_vim(OP, &body).await.map(|_| ())
+    }
+
     /// `RetrieveVStorageObject(id, datastore)`.
     pub async fn retrieve_vstorage_object(
         &mut self,
@@ -1102,6 +1125,85 @@ impl VcenterClient {
             }
         }
     }
+}
+
+/// What one HTTP exchange of a SOAP call gave.
+struct SoapReply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    parsed: Result<Element, XmlError>,
+    fault: Option<Fault>,
+}
+
+/// Turns the last exchange of a call into its result: a fault wins over the status.
+fn finish_soap(
+    operation: &str,
+    outcome: Result<SoapReply, reqwest::Error>,
+) -> Result<(Element, reqwest::header::HeaderMap), VsphereError> {
+    let reply = match outcome {
+        Ok(reply) => reply,
+        Err(source) => {
+            return Err(VsphereError::Transport {
+                operation: operation.to_owned(),
+                source,
+            });
+        }
+    };
+    if let Some(fault) = reply.fault {
+        return Err(VsphereError::Fault {
+            operation: operation.to_owned(),
+            fault: Box::new(fault),
+        });
+    }
+    if reply.status != StatusCode::OK {
+        return Err(VsphereError::HttpStatus {
+            operation: operation.to_owned(),
+            status: reply.status.as_u16(),
+        });
+    }
+    let root = reply.parsed.map_err(|source| VsphereError::Xml {
+        operation: operation.to_owned(),
+        source,
+    })?;
+    let element = root
+        .child("Body")
+        .and_then(|b| b.children.first())
+        .cloned()
+        .ok_or_else(|| VsphereError::Malformed {
+            operation: operation.to_owned(),
+            detail: "empty SOAP Body".into(),
+        })?;
+    Ok((element, reply.headers))
+}
+
+/// Whether a failed exchange may succeed when sent again: the connection could not be
+/// made, timed out, or broke before a response arrived. Our calls tolerate a repeat
+/// (re-registration and CNS re-creation are treated as success).
+fn is_transient_transport_error(error: &reqwest::Error) -> bool {
+    error.is_connect() || error.is_timeout() || error.is_request() || error.is_body()
+}
+
+/// Whether an HTTP status is worth retrying: 5xx or 429 that carry no SOAP fault (a
+/// proxy or a vCenter service restarting). A SOAP fault is vCenter's answer and final.
+pub fn is_transient_status(status: StatusCode, has_fault: bool) -> bool {
+    !has_fault && (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
+}
+
+/// Delay after failed attempt `attempt` (1-based): `base × 2^(attempt-1)`, at most `cap`.
+pub fn backoff_delay(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    base.saturating_mul(factor).min(cap)
+}
+
+/// The `SetVStorageObjectControlFlags` body setting `keepAfterDeleteVm` on one FCD.
+pub fn set_keep_after_delete_vm_body(manager_xml: &str, datastore: &Datastore, id: &str) -> String {
+    format!(
+        r#"<SetVStorageObjectControlFlags xmlns="urn:vim25">{manager_xml}<id><id>{}</id></id>{}<controlFlags>keepAfterDeleteVm</controlFlags></SetVStorageObjectControlFlags>"#,
+        escape(id),
+        datastore.moref.to_xml("datastore")
+    )
 }
 
 /// `folder/<path>?dcPath=<dc>&dsName=<ds>` with every component percent-encoded.
@@ -1222,6 +1324,38 @@ mod tests {
             fault.field("name"),
             Some("1f0e9c6a-0000-4000-8000-000000000001")
         );
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_base_up_to_the_cap() {
+        let (base, cap) = (Duration::from_millis(100), Duration::from_millis(700));
+        let delays: Vec<u128> = (1..=5)
+            .map(|a| backoff_delay(a, base, cap).as_millis())
+            .collect();
+        assert_eq!(delays, vec![100, 200, 400, 700, 700]);
+        assert_eq!(backoff_delay(200, base, cap), cap, "no overflow");
+    }
+
+    #[test]
+    fn only_faultless_5xx_and_429_are_transient() {
+        let table = [
+            (503, false, true),
+            (502, false, true),
+            (500, false, true),
+            (429, false, true),
+            (500, true, false),
+            (404, false, false),
+            (200, false, false),
+            (401, false, false),
+        ];
+        for (status, has_fault, transient) in table {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                is_transient_status(status, has_fault),
+                transient,
+                "{status} fault={has_fault}"
+            );
+        }
     }
 
     #[test]

@@ -68,6 +68,40 @@ pub struct CnsRegistration {
     pub datacenter: String,
     /// Whether `RegisterDisk` was used (old vCenter / vcsim) rather than `backingDiskUrlPath`.
     pub used_register_disk: bool,
+    /// Whether the FCD carries `keepAfterDeleteVm` (deleting a node VM keeps the disk); what
+    /// the CSI driver's `CnsVSphereVolumeMigration.spec.protectvolumefromvmdelete` records.
+    /// `false` tells the driver to set it itself when it next attaches the volume.
+    pub protected_from_vm_delete: bool,
+}
+
+/// How a freshly registered disk gets the `keepAfterDeleteVm` control flag, by vCenter API
+/// version (as the CSI driver's `ProtectVolumeFromVMDeletion` decides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmDeleteProtection {
+    /// vCenter 8.0U3+ (API 8.0.3): CNS registration sets the flag itself.
+    SetByCnsRegistration,
+    /// Older vCenter: set it with `SetVStorageObjectControlFlags` after registering.
+    SetControlFlag,
+}
+
+/// Which [`VmDeleteProtection`] applies to a vCenter with this `about.apiVersion`.
+pub fn vm_delete_protection(api_version: &str) -> VmDeleteProtection {
+    if api_version_at_least(api_version, (8, 0, 3)) {
+        VmDeleteProtection::SetByCnsRegistration
+    } else {
+        VmDeleteProtection::SetControlFlag
+    }
+}
+
+/// `major.minor.patch` of a vSphere API version (`7.0.1.0`, `6.5`) is at least `wanted`;
+/// unparsable parts count as 0.
+pub fn api_version_at_least(api_version: &str, wanted: (u32, u32, u32)) -> bool {
+    let parts: Vec<u32> = api_version
+        .split('.')
+        .map(|p| p.trim().parse().unwrap_or(0))
+        .collect();
+    let part = |i: usize| parts.get(i).copied().unwrap_or(0);
+    (part(0), part(1), part(2)) >= wanted
 }
 
 /// The `CnsCreateVolume` request body for one block volume.
@@ -163,12 +197,7 @@ pub fn parse_query_result(response: &Element) -> Vec<CnsVolume> {
 /// Whether this vCenter registers VMDKs through CNS `backingDiskUrlPath` (API 7.0.1 and
 /// later); older ones (and vcsim, API 6.5) need `RegisterDisk` first.
 pub fn supports_backing_disk_url_path(api_version: &str) -> bool {
-    let parts: Vec<u32> = api_version
-        .split('.')
-        .map(|p| p.parse().unwrap_or(0))
-        .collect();
-    let part = |i: usize| parts.get(i).copied().unwrap_or(0);
-    (part(0), part(1), part(2)) >= (7, 0, 1)
+    api_version_at_least(api_version, (7, 0, 1))
 }
 
 impl VcenterClient {
@@ -242,11 +271,21 @@ impl VcenterClient {
                 .register_in_datacenter(volume_path, dc_path, use_url_path, &cluster)
                 .await
             {
-                Ok(volume_id) => {
+                Ok((volume_id, datastore)) => {
+                    let protected_from_vm_delete = match vm_delete_protection(&api_version) {
+                        VmDeleteProtection::SetByCnsRegistration => true,
+                        // Not fatal: the CSI driver sets the flag on attach when the record
+                        // says it is missing (vcsim lacks the method: MethodNotFound).
+                        VmDeleteProtection::SetControlFlag => self
+                            .set_keep_after_delete_vm(&datastore, &volume_id)
+                            .await
+                            .is_ok(),
+                    };
                     return Ok(CnsRegistration {
                         volume_id,
                         datacenter: dc_path.clone(),
                         used_register_disk: !use_url_path,
+                        protected_from_vm_delete,
                     });
                 }
                 Err(e) => attempts.push(format!("{dc_path}: {e}")),
@@ -267,7 +306,7 @@ impl VcenterClient {
         dc_path: &str,
         use_url_path: bool,
         cluster: &ContainerCluster,
-    ) -> Result<String, VsphereError> {
+    ) -> Result<(String, Datastore), VsphereError> {
         let datacenter = self.find_datacenter(dc_path).await?;
         let datastore: Datastore = self
             .find_datastore(&datacenter, &volume_path.datastore)
@@ -293,7 +332,7 @@ impl VcenterClient {
         let created = self
             .cns_create_block_volume(&name, &backing, cluster)
             .await?;
-        Ok(created.volume_id)
+        Ok((created.volume_id, datastore))
     }
 }
 
@@ -396,6 +435,22 @@ mod tests {
         assert!(query_volume_body(&["a", "b"]).contains(
             "<filter><volumeIds><id>a</id></volumeIds><volumeIds><id>b</id></volumeIds></filter>"
         ));
+    }
+
+    #[test]
+    fn vm_delete_protection_by_api_version() {
+        let table = [
+            ("6.5", VmDeleteProtection::SetControlFlag),
+            ("6.7.3", VmDeleteProtection::SetControlFlag),
+            ("7.0.1.0", VmDeleteProtection::SetControlFlag),
+            ("8.0.2.0", VmDeleteProtection::SetControlFlag),
+            ("8.0.3.0", VmDeleteProtection::SetByCnsRegistration),
+            ("9.0.0.0", VmDeleteProtection::SetByCnsRegistration),
+            ("garbage", VmDeleteProtection::SetControlFlag),
+        ];
+        for (version, wanted) in table {
+            assert_eq!(vm_delete_protection(version), wanted, "{version}");
+        }
     }
 
     #[test]

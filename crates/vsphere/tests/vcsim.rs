@@ -2,11 +2,7 @@
 //! Debian's govmomi sources by `scripts/build-vcsim`; a build or start failure fails loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use csi_migrate_vsphere::{
     BackingDisk, ClientOptions, ContainerCluster, Credentials, Datastore, FaultKind, VcenterClient,
@@ -17,80 +13,17 @@ const USER: &str = "administrator@vsphere.local";
 const PASSWORD: &str = "s3cret-Pa55w0rd";
 const SPACE_DATASTORE: &str = "my ds";
 
-/// The running simulator. Its stdin is held open; when the test process exits the pipe
-/// closes and vcsim (started with `-exit-on-stdin-eof`) exits and removes its datastores.
-struct Vcsim {
-    url: String,
-    datastore_dirs: HashMap<String, PathBuf>,
-    _child: Mutex<Child>,
-    _stdin: Mutex<ChildStdin>,
-}
+#[path = "support/vcsim_process.rs"]
+mod vcsim_process;
 
-fn vcsim() -> &'static Vcsim {
-    static VCSIM: OnceLock<Vcsim> = OnceLock::new();
-    VCSIM.get_or_init(start_vcsim)
-}
+use vcsim_process::VcsimProcess;
 
-fn start_vcsim() -> Vcsim {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let build = Command::new(workspace.join("scripts/build-vcsim"))
-        .current_dir(&workspace)
-        .output()
-        .expect("cannot run scripts/build-vcsim");
-    assert!(
-        build.status.success(),
-        "scripts/build-vcsim failed (install golang-go and golang-github-vmware-govmomi-dev, see .ci/run):\n{}{}",
-        String::from_utf8_lossy(&build.stdout),
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let binary = String::from_utf8_lossy(&build.stdout)
-        .lines()
-        .last()
-        .expect("build-vcsim printed no path")
-        .to_owned();
-    let mut child = Command::new(&binary)
-        .args([
-            "-listen",
-            "127.0.0.1:0",
-            "-username",
-            USER,
-            "-password",
-            PASSWORD,
-            "-exit-on-stdin-eof",
-        ])
-        .args(["-datastore", SPACE_DATASTORE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
-    let stdin = child.stdin.take().unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut url = None;
-    let mut datastore_dirs = HashMap::new();
-    for line in stdout.lines() {
-        let line = line.expect("reading vcsim stdout");
-        if let Some(u) = line.strip_prefix("VCSIM_URL=") {
-            url = Some(u.to_owned());
-        } else if let Some(ds) = line.strip_prefix("VCSIM_DATASTORE=") {
-            let (name, dir) = ds.split_once('\t').expect("datastore line");
-            datastore_dirs.insert(name.to_owned(), PathBuf::from(dir));
-        } else if line == "VCSIM_READY" {
-            break;
-        }
-    }
-    let url = url.unwrap_or_else(|| {
-        panic!(
-            "vcsim exited before printing its URL: {:?}",
-            child.try_wait()
-        )
-    });
-    Vcsim {
-        url,
-        datastore_dirs,
-        _child: Mutex::new(child),
-        _stdin: Mutex::new(stdin),
-    }
+/// The simulator shared by every test of this file (it exits with the test process).
+fn vcsim() -> &'static VcsimProcess {
+    static VCSIM: OnceLock<VcsimProcess> = OnceLock::new();
+    VCSIM.get_or_init(|| {
+        vcsim_process::start_vcsim(USER, PASSWORD, &["-datastore", SPACE_DATASTORE])
+    })
 }
 
 fn install_crypto_provider() {
@@ -412,6 +345,10 @@ async fn register_cns_volume_from_in_tree_path_is_idempotent() {
         .unwrap();
     assert_eq!(first.datacenter, "DC0");
     assert!(first.used_register_disk, "vcsim reports API 6.5");
+    assert!(
+        !first.protected_from_vm_delete,
+        "vcsim has no SetVStorageObjectControlFlags; the record must say so"
+    );
     let second = client
         .register_cns_volume(&in_tree, &dcs, "cluster-1")
         .await
@@ -451,4 +388,70 @@ async fn cns_call_without_session_is_refused_locally() {
     let mut client = VcenterClient::new(&vcsim().url, ClientOptions::default()).unwrap();
     let err = client.cns_query_volumes(&["x"]).await.unwrap_err();
     assert!(matches!(err, VsphereError::NotLoggedIn { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn vcsim_lacks_set_vstorage_object_control_flags_method_not_found() {
+    let mut client = logged_in_client().await;
+    let ds = datastore(&mut client, "LocalDS_0").await;
+    let path =
+        create_disk_with_bytes(&mut client, &ds, "kubevols-flags", "pvc-f", &known_bytes(3)).await;
+    let registered = client
+        .register_disk_idempotent(&ds, &path, "pvc-f")
+        .await
+        .unwrap();
+    let err = client
+        .set_keep_after_delete_vm(&ds, &registered.object.id)
+        .await
+        .unwrap_err();
+    assert!(err.is_fault(FaultKind::MethodNotFound), "{err:?}");
+}
+
+#[tokio::test]
+async fn gathers_check_facts_from_vcsim_datastores_vmdks_policies_and_version() {
+    let mut client = logged_in_client().await;
+    let ds = datastore(&mut client, SPACE_DATASTORE).await;
+    let path = create_disk_with_bytes(
+        &mut client,
+        &ds,
+        "kubevols-facts",
+        "pvc-ok",
+        &known_bytes(5),
+    )
+    .await;
+    let present = format!("[{SPACE_DATASTORE}] {path}");
+    let absent = format!("[{SPACE_DATASTORE}] kubevols-facts/absent.vmdk");
+    let no_datastore = "[NoSuchDatastore] kubevols/a.vmdk".to_owned();
+    let paths: Vec<VolumePath> = [&present, &absent, &no_datastore]
+        .iter()
+        .map(|p| VolumePath::parse(p).unwrap())
+        .collect();
+    let facts = client
+        .gather_facts(&paths, &["NoSuchDC".to_owned(), "DC0".to_owned()], true)
+        .await
+        .unwrap();
+    let check = |p: &str| csi_migrate_vsphere::check_volume("pv", p, &facts).map(|f| f.code);
+    assert_eq!(check(&present), None);
+    assert_eq!(
+        check(&absent),
+        Some(csi_migrate_vsphere::CheckCode::VmdkMissing)
+    );
+    assert_eq!(
+        check(&no_datastore),
+        Some(csi_migrate_vsphere::CheckCode::DatastoreMissing)
+    );
+    // vcsim serves PBM with its canned policies
+    let policies = facts.storage_policies.clone().expect("vcsim answers PBM");
+    assert!(
+        policies.contains("vSAN Default Storage Policy"),
+        "{policies:?}"
+    );
+    assert!(
+        csi_migrate_vsphere::check_storage_policy("c", Some("vSAN Default Storage Policy"), &facts)
+            .is_none()
+    );
+    assert!(csi_migrate_vsphere::check_storage_policy("c", Some("gold"), &facts).is_some());
+    // vcsim's VPX model reports API 6.5: too old to register for the CSI driver
+    assert_eq!(facts.about.api_version, "6.5");
+    assert!(csi_migrate_vsphere::check_version("vcsim", &facts.about).is_some());
 }

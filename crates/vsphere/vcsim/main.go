@@ -1,6 +1,6 @@
 // Command vcsim runs VMware's vCenter simulator (govmomi's simulator package, VPX model)
 // on loopback for csi-migrate's vsphere tests. CNS (/vsanHealth) is served because
-// RegisterEndpoints is set. It prints one line per fact on stdout and serves until killed:
+// RegisterEndpoints is set; so is PBM (/pbm, storage policies). It prints one line per fact on stdout and serves until killed:
 //
 //	VCSIM_URL=http://127.0.0.1:PORT/sdk
 //	VCSIM_DATASTORE=<name>\t<local directory>   (one line per datastore)
@@ -23,6 +23,7 @@ import (
 
 	"github.com/vmware/govmomi"
 	_ "github.com/vmware/govmomi/cns/simulator"
+	_ "github.com/vmware/govmomi/pbm/simulator"
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -39,6 +40,7 @@ func main() {
 	flag.Var(&extraDatastores, "datastore", "extra local datastore to create on every host (repeatable; names may contain spaces)")
 	username := flag.String("username", "", "the only user name Login accepts (default: any non-empty)")
 	password := flag.String("password", "", "the only password Login accepts (with -username)")
+	apiVersion := flag.String("api-version", "", "about.apiVersion to report, e.g. 7.0.0.0 (default: the VPX model's 6.5)")
 	exitOnStdinEOF := flag.Bool("exit-on-stdin-eof", false, "exit when stdin is closed (the parent test process went away)")
 	flag.Parse()
 
@@ -55,15 +57,20 @@ func main() {
 		}()
 	}
 
-	if err := run(*listen, login, extraDatastores, stop); err != nil {
+	if err := run(*listen, login, *apiVersion, extraDatastores, stop); err != nil {
 		fmt.Fprintln(os.Stderr, "vcsim:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen string, login *url.Userinfo, extraDatastores []string, stop <-chan os.Signal) error {
+func run(listen string, login *url.Userinfo, apiVersion string, extraDatastores []string, stop <-chan os.Signal) error {
 	model := simulator.VPX()
 	defer model.Remove()
+	if apiVersion != "" {
+		// Only the reported version changes; the simulated behaviour stays vcsim's.
+		model.ServiceContent.About.ApiVersion = apiVersion
+		model.ServiceContent.About.Version = apiVersion
+	}
 	if err := model.Create(); err != nil {
 		return fmt.Errorf("create model: %w", err)
 	}

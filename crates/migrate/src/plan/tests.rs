@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn from(value: Value) -> serde_json::Result<StatefulSetSnapshot> {
+fn from(value: Value) -> serde_json::Result<WorkloadSnapshot> {
     serde_json::from_value(value)
 }
 
@@ -93,8 +93,12 @@ fn has_blocker(blockers: &[Blocker], object: &str, field: &str) -> bool {
 fn three_replicas_plan_in_safe_order() {
     let plan = plan(snapshot_json(3), "gp2-csi", PlanOptions::default()).unwrap();
     assert_eq!(plan.driver, "ebs.csi.aws.com");
-    assert_eq!(plan.replicas.len(), 3);
-    assert_eq!(plan.replicas[0].pod, "web-2", "highest ordinal first");
+    assert_eq!(plan.kind, WorkloadKind::StatefulSet);
+    assert_eq!(plan.batches.len(), 3);
+    assert_eq!(
+        plan.batches[0].pods[0].name, "web-2",
+        "highest ordinal first"
+    );
     // 3 Retain + orphan delete + 3 × 8 + recreate + adoption + 3 restores.
     assert_eq!(plan.steps.len(), 3 + 1 + 24 + 2 + 3);
     let first_delete = plan
@@ -164,11 +168,11 @@ fn new_objects_are_pre_bound_fresh_and_on_the_target_class() {
     assert_eq!(annotations.get("team").map(String::as_str), Some("storage"));
     assert_eq!(claim.metadata.uid, None);
     // The recreated pod has no owner and no node; the set's templates use the target class.
-    let pod = &plan.replica("web-0").unwrap().recreated_pod;
+    let pod = &plan.pod("web-0").unwrap().1.recreated;
     assert_eq!(pod.metadata.owner_references, None);
     assert_eq!(pod.metadata.uid, None);
     assert_eq!(pod.spec.as_ref().unwrap().node_name, None);
-    let set = &plan.recreated_statefulset;
+    let set = plan.recreated_statefulset.as_ref().unwrap();
     assert_eq!(set.metadata.uid, None);
     assert_eq!(set.metadata.resource_version, None);
     assert_eq!(set.status, None);
@@ -363,7 +367,7 @@ fn several_templates_and_block_volumes_are_planned_per_replica() {
         value["volumes"].as_array_mut().unwrap().push(pv);
     }
     let plan = plan(value, "gp2-csi", PlanOptions::default()).unwrap();
-    assert_eq!(plan.replicas[0].volumes.len(), 2);
+    assert_eq!(plan.batches[0].volumes.len(), 2);
     // Per replica: delete pod, 2 × 5 volume steps, create pod, await Ready.
     assert_eq!(plan.steps.len(), 4 + 1 + 2 * (1 + 10 + 2) + 2 + 4);
     let logs = plan.volume_by_claim("logs-web-1").unwrap();
@@ -415,4 +419,211 @@ fn chosen_reclaim_policy_replaces_the_original_at_the_end() {
     let volume = plan.volume_by_claim("data-web-0").unwrap();
     assert_eq!(volume.original_reclaim_policy, "Delete");
     assert_eq!(volume.final_reclaim_policy, "Retain");
+}
+
+/// `snapshot_json(2)` turned into a Deployment `app` (2 replicas, selector app=app) whose
+/// pods mount `data-web-0` and `data-web-1`.
+fn deployment_json() -> Value {
+    let mut value = snapshot_json(2);
+    value.as_object_mut().unwrap().remove("statefulset");
+    let volumes = json!([
+        {"name": "a", "persistentVolumeClaim": {"claimName": "data-web-0"}},
+        {"name": "b", "persistentVolumeClaim": {"claimName": "data-web-1"}},
+        {"name": "tmp", "emptyDir": {}}
+    ]);
+    value["deployment"] = json!({
+        "metadata": {"name": "app", "namespace": "default", "uid": "deploy-uid"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "app"}},
+            "template": {"metadata": {"labels": {"app": "app"}},
+                "spec": {"containers": [{"name": "app", "image": "nginx"}], "volumes": volumes}}}
+    });
+    for (i, pod) in value["pods"].as_array_mut().unwrap().iter_mut().enumerate() {
+        pod["metadata"]["name"] = json!(format!("app-{i}"));
+        pod["metadata"]["labels"] = json!({"app": "app"});
+        pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "name": "app-abc", "uid": "rs-uid", "controller": true}]);
+        pod["spec"]["volumes"] = volumes.clone();
+    }
+    value
+}
+
+fn downtime() -> PlanOptions {
+    PlanOptions {
+        allow_downtime: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn deployment_is_scaled_to_zero_around_its_claims_and_back() {
+    let plan = plan_workload(&from(deployment_json()).unwrap(), "gp2-csi", downtime()).unwrap();
+    assert_eq!(plan.kind, WorkloadKind::Deployment);
+    assert_eq!(plan.uid, "deploy-uid");
+    assert_eq!(plan.deployment_replicas, Some(2));
+    assert_eq!(plan.batches.len(), 1);
+    assert!(plan.batches[0].pods.is_empty(), "its pods go by scaling");
+    assert_eq!(plan.volumes().count(), 2);
+    let kinds: Vec<&str> = plan
+        .steps
+        .iter()
+        .map(|s| match s {
+            Step::RetainVolume { .. } => "retain",
+            Step::ScaleDeployment { replicas: 0 } => "scale-0",
+            Step::ScaleDeployment { .. } => "scale-back",
+            Step::AwaitClaimsReleased => "released",
+            Step::AwaitDeploymentAvailable => "available",
+            Step::RestoreReclaimPolicy { .. } => "restore",
+            _ => "claim",
+        })
+        .collect();
+    let mut expected = vec!["retain", "retain", "scale-0", "released"];
+    expected.extend(["claim"; 10]);
+    expected.extend(["scale-back", "available", "restore", "restore"]);
+    assert_eq!(kinds, expected);
+    assert_eq!(
+        plan.steps[plan.steps.len() - 4],
+        Step::ScaleDeployment { replicas: 2 }
+    );
+    let text = serde_json::to_string(&plan).unwrap();
+    assert_eq!(serde_json::from_str::<Plan>(&text).unwrap(), plan);
+}
+
+#[test]
+fn deployment_blockers_and_warnings() {
+    struct Case {
+        name: &'static str,
+        change: fn(&mut Value),
+        options: PlanOptions,
+        blocked: Option<(&'static str, &'static str)>,
+        warning: Option<&'static str>,
+    }
+    let cases = [
+        Case {
+            name: "downtime needs consent",
+            change: |_| {},
+            options: PlanOptions::default(),
+            blocked: Some(("deployment/default/app", "spec.replicas")),
+            warning: None,
+        },
+        Case {
+            name: "a pod of something else mounts the claim",
+            change: |v| v["pods"][1]["metadata"]["labels"] = json!({"app": "other"}),
+            options: downtime(),
+            blocked: Some(("pod/default/app-1", "spec.volumes")),
+            warning: None,
+        },
+        Case {
+            name: "no in-tree claim",
+            change: |v| {
+                v["deployment"]["spec"]["template"]["spec"]["volumes"] =
+                    json!([{"name": "tmp", "emptyDir": {}}])
+            },
+            options: downtime(),
+            blocked: Some(("deployment/default/app", "spec.template.spec.volumes")),
+            warning: None,
+        },
+        Case {
+            name: "owned by an operator",
+            change: |v| {
+                v["deployment"]["metadata"]["ownerReferences"] = json!([{"apiVersion": "x/v1",
+                    "kind": "App", "name": "a", "uid": "u", "controller": true}])
+            },
+            options: downtime(),
+            blocked: Some(("deployment/default/app", "metadata.ownerReferences")),
+            warning: None,
+        },
+        Case {
+            name: "an autoscaler is recorded",
+            change: |v| {
+                v["autoscalers"] = json!([{"metadata": {"name": "app-hpa", "namespace": "default"},
+                    "spec": {"maxReplicas": 5, "scaleTargetRef": {"apiVersion": "apps/v1",
+                        "kind": "Deployment", "name": "app"}}}])
+            },
+            options: downtime(),
+            blocked: None,
+            warning: Some("horizontalpodautoscaler/default/app-hpa"),
+        },
+        Case {
+            name: "a claim already on CSI is left alone",
+            change: |v| {
+                v["volumes"][1]["spec"]["csi"] =
+                    json!({"driver": "ebs.csi.aws.com", "volumeHandle": "vol-1"});
+                v["volumes"][1]["spec"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("awsElasticBlockStore");
+            },
+            options: downtime(),
+            blocked: None,
+            warning: Some("data-web-1 is already on a CSI volume"),
+        },
+    ];
+    for case in cases {
+        let mut value = deployment_json();
+        (case.change)(&mut value);
+        let result = plan_workload(&from(value).unwrap(), "gp2-csi", case.options);
+        match (case.blocked, result) {
+            (Some((object, field)), result) => {
+                let b = blockers(result);
+                assert!(has_blocker(&b, object, field), "{}: {b:#?}", case.name);
+            }
+            (None, Ok(plan)) => {
+                let warning = case.warning.unwrap_or_default();
+                assert!(
+                    plan.warnings.iter().any(|w| w.contains(warning)),
+                    "{}: {:#?}",
+                    case.name,
+                    plan.warnings
+                );
+            }
+            (None, Err(e)) => panic!("{}: {e}", case.name),
+        }
+    }
+}
+
+/// `snapshot_json(1)` as a bare claim `data-web-0` target.
+fn claim_json() -> Value {
+    let mut value = snapshot_json(1);
+    value.as_object_mut().unwrap().remove("statefulset");
+    value["claim"] = json!("data-web-0");
+    value
+}
+
+#[test]
+fn claim_planning_depends_on_who_mounts_it() {
+    // Mounted by a controlled pod: refused even with downtime.
+    let b = blockers(plan_workload(
+        &from(claim_json()).unwrap(),
+        "gp2-csi",
+        downtime(),
+    ));
+    assert!(has_blocker(
+        &b,
+        "pod/default/web-0",
+        "metadata.ownerReferences"
+    ));
+    // Mounted by a bare pod: needs downtime, then the pod is deleted and recreated.
+    let mut bare = claim_json();
+    bare["pods"][0]["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ownerReferences");
+    let b = blockers(plan_workload(
+        &from(bare.clone()).unwrap(),
+        "gp2-csi",
+        PlanOptions::default(),
+    ));
+    assert!(has_blocker(&b, "pod/default/web-0", "spec.volumes"));
+    let plan = plan_workload(&from(bare).unwrap(), "gp2-csi", downtime()).unwrap();
+    assert_eq!(plan.kind, WorkloadKind::PersistentVolumeClaim);
+    assert_eq!(plan.batches[0].pods[0].name, "web-0");
+    assert!(matches!(plan.steps[1], Step::DeletePod { .. }));
+    assert_eq!(plan.steps[2], Step::AwaitClaimsReleased);
+    // Unused (its pod finished): replaced directly, no pod steps.
+    let mut unused = claim_json();
+    unused["pods"][0]["status"]["phase"] = json!("Succeeded");
+    let plan = plan_workload(&from(unused).unwrap(), "gp2-csi", PlanOptions::default()).unwrap();
+    assert!(plan.batches[0].pods.is_empty());
+    assert_eq!(plan.steps[1], Step::AwaitClaimsReleased);
+    assert_eq!(plan.steps.len(), 1 + 1 + 5 + 1);
 }

@@ -9,7 +9,11 @@
 use std::fmt::Debug;
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{self as k8s, Node, Secret};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::{CSIDriver, CSINode, StorageClass};
 use kube::api::{Api, ListParams, ObjectList};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
@@ -90,10 +94,11 @@ pub async fn load_cluster(
                 .or_else(|| ServerVersion::parse(&info.git_version, VersionSource::ApiServer));
     }
 
-    // `Api::namespaced` only exists for namespaced kinds, hence two macros.
+    // `Api::namespaced` only exists for namespaced kinds, hence two macros. `$listed` is
+    // the k8s-openapi type listed; each page is converted into the snapshot's type.
     macro_rules! list_namespaced {
-        ($kind:expr, $field:ident) => {{
-            let api = match namespace {
+        ($kind:expr, $field:ident, $listed:ty) => {{
+            let api: Api<$listed> = match namespace {
                 Some(ns) => Api::namespaced(client.clone(), ns),
                 None => Api::all(client.clone()),
             };
@@ -104,31 +109,40 @@ pub async fn load_cluster(
         }};
     }
     macro_rules! list_cluster {
-        ($kind:expr, $field:ident) => {{
-            let api = Api::all(client.clone());
+        ($kind:expr, $field:ident, $listed:ty) => {{
+            let api: Api<$listed> = Api::all(client.clone());
             if let Some(items) = list_all(&api, $kind).await? {
                 snapshot.$field = items;
                 snapshot.collected.insert($kind);
             }
         }};
     }
-    list_cluster!(ResourceKind::StorageClass, storage_classes);
-    list_cluster!(ResourceKind::PersistentVolume, persistent_volumes);
+    list_cluster!(ResourceKind::StorageClass, storage_classes, StorageClass);
+    list_cluster!(
+        ResourceKind::PersistentVolume,
+        persistent_volumes,
+        k8s::PersistentVolume
+    );
     list_namespaced!(
         ResourceKind::PersistentVolumeClaim,
-        persistent_volume_claims
+        persistent_volume_claims,
+        k8s::PersistentVolumeClaim
     );
-    list_namespaced!(ResourceKind::Pod, pods);
-    list_namespaced!(ResourceKind::StatefulSet, stateful_sets);
-    list_namespaced!(ResourceKind::Deployment, deployments);
-    list_namespaced!(ResourceKind::DaemonSet, daemon_sets);
-    list_namespaced!(ResourceKind::ReplicaSet, replica_sets);
-    list_namespaced!(ResourceKind::Job, jobs);
-    list_namespaced!(ResourceKind::CronJob, cron_jobs);
-    list_cluster!(ResourceKind::Node, nodes);
-    list_cluster!(ResourceKind::CsiDriver, csi_drivers);
-    list_cluster!(ResourceKind::CsiNode, csi_nodes);
-    list_namespaced!(ResourceKind::PodDisruptionBudget, pod_disruption_budgets);
+    list_namespaced!(ResourceKind::Pod, pods, k8s::Pod);
+    list_namespaced!(ResourceKind::StatefulSet, stateful_sets, StatefulSet);
+    list_namespaced!(ResourceKind::Deployment, deployments, Deployment);
+    list_namespaced!(ResourceKind::DaemonSet, daemon_sets, DaemonSet);
+    list_namespaced!(ResourceKind::ReplicaSet, replica_sets, ReplicaSet);
+    list_namespaced!(ResourceKind::Job, jobs, Job);
+    list_namespaced!(ResourceKind::CronJob, cron_jobs, CronJob);
+    list_cluster!(ResourceKind::Node, nodes, Node);
+    list_cluster!(ResourceKind::CsiDriver, csi_drivers, CSIDriver);
+    list_cluster!(ResourceKind::CsiNode, csi_nodes, CSINode);
+    list_namespaced!(
+        ResourceKind::PodDisruptionBudget,
+        pod_disruption_budgets,
+        PodDisruptionBudget
+    );
 
     let secrets: Api<Secret> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -146,10 +160,13 @@ fn is_forbidden(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 403)
 }
 
-/// Every object of one kind, following `continue` tokens; `None` if the list is forbidden.
-async fn list_all<K>(api: &Api<K>, kind: ResourceKind) -> Result<Option<Vec<K>>, LiveError>
+/// Every object of one kind, following `continue` tokens, each converted to the
+/// snapshot's type `T` and trimmed as its page arrives (so only one page of full
+/// objects is ever held); `None` if the list is forbidden.
+async fn list_all<K, T>(api: &Api<K>, kind: ResourceKind) -> Result<Option<Vec<T>>, LiveError>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Trim,
+    K: Resource + Clone + DeserializeOwned + Debug,
+    T: From<K> + Trim,
 {
     let mut items = Vec::new();
     let mut params = ListParams::default().limit(PAGE_SIZE);
@@ -159,7 +176,8 @@ where
             Err(error) if is_forbidden(&error) => return Ok(None),
             Err(error) => return Err(LiveError::List { kind, error }),
         };
-        items.extend(page.items.into_iter().map(|mut item| {
+        items.extend(page.items.into_iter().map(|item| {
+            let mut item = T::from(item);
             item.trim();
             item
         }));

@@ -7,14 +7,13 @@
 pub mod files;
 pub mod live;
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// The annotation `kubectl apply` leaves: a full copy of the object, never read by the scan.
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Drops the parts of an object the scan never reads (bookkeeping metadata, status,
-/// containers), keeping the memory of a large snapshot down.
+/// Drops the parts of an object's metadata the scan never reads (bookkeeping, the
+/// last-applied copy), keeping the memory of a large snapshot down.
 pub trait Trim {
     /// Drops what the scan never reads.
     fn trim(&mut self);
@@ -57,57 +56,20 @@ trim_metadata_only!(
     k8s_openapi::api::policy::v1::PodDisruptionBudget,
 );
 
-impl Trim for PersistentVolume {
-    fn trim(&mut self) {
-        trim_meta(&mut self.metadata);
-        if let Some(spec) = self.spec.as_mut() {
-            // Neither the rules nor the translation's volume handle depend on these.
-            spec.capacity = None;
-            spec.mount_options = None;
-            if let Some(claim) = spec.claim_ref.as_mut() {
-                claim.uid = None;
-                claim.resource_version = None;
-                claim.field_path = None;
-            }
-        }
-        // Only the phase is read.
-        if let Some(status) = self.status.as_mut() {
-            status.message = None;
-            status.reason = None;
-            status.last_phase_transition_time = None;
-        }
-    }
-}
-
-impl Trim for PersistentVolumeClaim {
-    fn trim(&mut self) {
-        trim_meta(&mut self.metadata);
-        self.status = None;
-        if let Some(spec) = self.spec.as_mut() {
-            spec.resources = None;
-            spec.access_modes = None;
-        }
-    }
-}
-
-impl Trim for Pod {
-    fn trim(&mut self) {
-        trim_meta(&mut self.metadata);
-        // Status (conditions, container statuses) and containers are never read.
-        self.status = None;
-        if let Some(spec) = self.spec.as_mut() {
-            spec.containers = Vec::new();
-            spec.init_containers = None;
-            spec.ephemeral_containers = None;
-        }
-    }
-}
+// The slim PV, claim and pod keep only what the scan reads already (see
+// [`crate::objects`]); their metadata is trimmed like every other kind's.
+trim_metadata_only!(
+    crate::objects::PersistentVolume,
+    crate::objects::PersistentVolumeClaim,
+    crate::objects::Pod,
+);
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::objects::{PersistentVolume, Pod};
 
     #[test]
     fn trimming_keeps_what_the_rules_read() {
@@ -134,10 +96,7 @@ mod tests {
             (Some("ns"), None)
         );
         let status = pv.status.as_ref().unwrap();
-        assert_eq!(
-            (status.phase.as_deref(), status.message.as_deref()),
-            (Some("Released"), None)
-        );
+        assert_eq!(status.phase.as_deref(), Some("Released"));
 
         let mut pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "p", "labels": {"app": "a"}, "ownerReferences": [
@@ -148,7 +107,6 @@ mod tests {
         .unwrap();
         pod.trim();
         let spec = pod.spec.as_ref().unwrap();
-        assert!(spec.containers.is_empty() && pod.status.is_none());
         assert_eq!(spec.node_name.as_deref(), Some("n"));
         assert_eq!(spec.volumes.as_ref().map(Vec::len), Some(1));
         assert!(pod.metadata.labels.is_some() && pod.metadata.owner_references.is_some());

@@ -29,10 +29,14 @@ pub mod sts_retention_deletes_pvcs;
 pub mod sts_template_in_tree_class;
 pub mod untranslatable_pv;
 pub mod untranslatable_storage_class;
+pub mod vsphere_datastore_missing;
 pub mod vsphere_inline_volume;
 pub mod vsphere_multiple_vcenters_unverified;
 pub mod vsphere_raw_block_volume;
+pub mod vsphere_storage_policy_missing;
 pub mod vsphere_unsupported_sc_parameter;
+pub mod vsphere_vcenter_version;
+pub mod vsphere_vmdk_missing;
 pub mod vsphere_windows_filesystem;
 
 #[cfg(test)]
@@ -94,6 +98,10 @@ pub static RULES: &[&dyn Rule] = &[
     &vsphere_raw_block_volume::VsphereRawBlockVolume,
     &vsphere_inline_volume::VsphereInlineVolume,
     &vsphere_multiple_vcenters_unverified::VsphereMultipleVcentersUnverified,
+    &vsphere_vcenter_version::VsphereVcenterVersion,
+    &vsphere_datastore_missing::VsphereDatastoreMissing,
+    &vsphere_vmdk_missing::VsphereVmdkMissing,
+    &vsphere_storage_policy_missing::VsphereStoragePolicyMissing,
     &inline_in_tree_volume::InlineInTreeVolume,
     &gce_handle_unspecified_project::GceHandleUnspecifiedProject,
     &azure_file_secret_missing::AzureFileSecretMissing,
