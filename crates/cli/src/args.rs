@@ -159,8 +159,13 @@ pub enum PlanWorkload {
 
 #[derive(Debug, clap::Args)]
 pub struct PlanTargetArgs {
-    /// The StatefulSet, Deployment or claim.
-    pub name: String,
+    /// The StatefulSets, Deployments or claims (or select them with -l).
+    #[arg(value_name = "NAME", required_unless_present = "selector")]
+    pub names: Vec<String>,
+
+    /// Select them by label instead, as `kubectl -l` (`app=shop,tier!=cache`).
+    #[arg(short = 'l', long, value_name = "SELECTOR", conflicts_with = "names")]
+    pub selector: Option<String>,
 
     /// Its namespace.
     #[arg(short = 'n', long, value_name = "NS", default_value = "default")]
@@ -231,8 +236,18 @@ pub enum MigrateWorkload {
 
 #[derive(Debug, clap::Args)]
 pub struct MigrateTargetArgs {
-    /// The StatefulSet, Deployment or claim.
-    pub name: String,
+    /// The StatefulSets, Deployments or claims (or select them with -l).
+    #[arg(value_name = "NAME", required_unless_present = "selector")]
+    pub names: Vec<String>,
+
+    /// Select them by label instead, as `kubectl -l` (`app=shop,tier!=cache`).
+    #[arg(short = 'l', long, value_name = "SELECTOR", conflicts_with = "names")]
+    pub selector: Option<String>,
+
+    /// With several workloads: how many migrate at once (each in DIR/<kind>-<name>).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
 
     /// Its namespace.
     #[arg(short = 'n', long, value_name = "NS", default_value = "default")]
@@ -242,7 +257,8 @@ pub struct MigrateTargetArgs {
     #[arg(long = "to-storageclass", value_name = "SC")]
     pub to_storageclass: String,
 
-    /// Directory for the lock, backups, plan and journal (created; must not hold a run).
+    /// Directory for the lock, backups, plan and journal (created; must not hold a run);
+    /// with several workloads, one subdirectory DIR/<kind>-<name> each.
     #[arg(long, value_name = "DIR")]
     pub work_dir: PathBuf,
 
@@ -291,9 +307,14 @@ pub enum ReclaimPolicyArg {
 
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
-    /// The work dir of the run.
+    /// The work dir of the run (or of several: every DIR/<kind>-<name> holding a plan).
     #[arg(long, value_name = "DIR")]
     pub work_dir: PathBuf,
+
+    /// With several runs in the work dir: how many continue at once.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
 
     /// Longest any single wait may take, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
@@ -349,7 +370,7 @@ pub struct SimArgs {
     /// in-tree plugin). Workloads are Running and their disks hold data when the
     /// kubeconfig appears.
     #[arg(long, value_name = "NAME", default_value = "empty",
-          value_parser = ["empty", "vsphere-statefulset", "ebs-statefulset", "mixed"])]
+          value_parser = ["empty", "vsphere-statefulset", "ebs-statefulset", "mixed", "every-rule"])]
     pub scenario: String,
 
     /// Faults to inject, as JSON or @FILE: {"latencyMs", "errors": [{"verb", "resource",

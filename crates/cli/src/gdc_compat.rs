@@ -17,7 +17,8 @@ pub fn preflight(args: PreflightArgs) -> Result<(), Failure> {
     let target = args.target;
     plan_cmd::run(&PlanArgs {
         workload: PlanWorkload::Statefulset(PlanTargetArgs {
-            name: target.sts_name,
+            names: vec![target.sts_name],
+            selector: None,
             namespace: target.sts_namespace,
             to_storageclass: target.csi_storageclass,
             allow_downtime: false,
@@ -36,7 +37,9 @@ pub fn rolling_migration(args: RollingMigrationArgs) -> Result<(), Failure> {
     let target = args.target;
     migrate_cmd::run(&MigrateArgs {
         workload: MigrateWorkload::Statefulset(MigrateTargetArgs {
-            name: target.sts_name,
+            names: vec![target.sts_name],
+            selector: None,
+            concurrency: 1,
             namespace: target.sts_namespace,
             to_storageclass: target.csi_storageclass,
             work_dir: args.working_directory,

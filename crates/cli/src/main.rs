@@ -9,6 +9,7 @@ mod plan_cmd;
 mod progress;
 mod scan_cmd;
 mod sim_cmd;
+mod targets;
 mod translate_cmd;
 mod webhook_cmd;
 

@@ -2,29 +2,28 @@
 
 use std::fmt::Display;
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
 use csi_migrate_migrate::{
-    PlanOptions, RollbackError, RunError, RunOptions, RunSummary, WorkloadKind, WorkloadRef,
-    migrate, resume as resume_run, rollback as rollback_run,
+    Client, Plan, PlanOptions, RollbackError, RunError, RunOptions, RunSummary, WorkloadKind,
+    WorkloadRef, WorkloadSnapshot, dry_run, migrate, resume as resume_run,
+    rollback as rollback_run,
 };
 
 use crate::args::{MigrateArgs, MigrateTargetArgs, MigrateWorkload, ReclaimPolicyArg, ResumeArgs};
 use crate::plan_cmd::{Resolution, connect, load_resolve_and_plan, render_table, vcenter_config};
-use crate::progress::{Operation, Outcome, Progress, failed_step};
+use crate::progress::{Operation, Outcome, Progress, ProgressFormat, failed_step};
+use crate::targets::{self, Prefixed};
 use crate::{Failure, runtime};
 
-/// Runs `migrate`.
+/// Runs `migrate`: one workload as one run in `--work-dir`; several (names or `-l`) each
+/// in `DIR/<kind>-<name>`, `--concurrency` at a time, after one confirmation for all.
 pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
     let format = args.output;
     let (kind, args) = args.workload.target();
-    let workload = WorkloadRef {
-        kind,
-        namespace: args.namespace.clone(),
-        name: args.name.clone(),
-    };
     // Refuse before touching anything: nobody can answer a prompt.
     if !args.yes && !args.dry_run && !io::stdin().is_terminal() {
         return Err(Failure::bad_input(anyhow!(
@@ -38,6 +37,29 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
     let vcenter = vcenter_config(&args.vcenter)?;
     let runtime = runtime()?;
     let client = runtime.block_on(connect(&args.cluster))?;
+    let workloads = runtime.block_on(targets::workloads(
+        &client,
+        kind,
+        &args.namespace,
+        &args.names,
+        args.selector.as_deref(),
+    ))?;
+    let workload = match workloads.as_slice() {
+        [one] if args.selector.is_none() => one.clone(),
+        _ => {
+            let several = Several {
+                args,
+                format,
+                options,
+                resolution: Resolution {
+                    vcenter,
+                    may_register: !args.dry_run,
+                    gce_project: args.gce_project.clone(),
+                },
+            };
+            return runtime.block_on(several.migrate(client, workloads));
+        }
+    };
     // Registration with CNS (idempotent, the CSI driver's own first step) happens here,
     // before the plan is shown, so the plan names the FCD ids; --dry-run only looks up.
     let (plan, snapshot) = runtime.block_on(load_resolve_and_plan(
@@ -60,12 +82,42 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
         err.write_all(table.as_bytes())?;
     }
     if args.dry_run {
-        if progress.is_json() {
-            progress.finish(&progress.summary(Outcome::DryRun, None, None, &args.work_dir))?;
-        } else {
-            writeln!(err, "\ndry run: nothing was written")?;
-        }
-        return Ok(());
+        drop(err);
+        // Every write with dryRun=All: the API server admits and validates each one.
+        let result = runtime.block_on(dry_run(
+            client,
+            &plan,
+            &run_options_with(args.timeout, &progress),
+        ));
+        let summary = match &result {
+            Ok(run) => progress.summary(
+                Outcome::DryRun,
+                Some((run.executed, run.total)),
+                None,
+                &args.work_dir,
+            ),
+            Err(e) => progress.summary(
+                Outcome::Failed,
+                None,
+                Some((e, failed_step(e))),
+                &args.work_dir,
+            ),
+        };
+        progress.finish(&summary)?;
+        return match result {
+            Ok(_) => {
+                if !progress.is_json() {
+                    writeln!(
+                        io::stderr(),
+                        "\ndry run: the API server accepted every write; nothing was changed"
+                    )?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(Failure::failed(anyhow!(
+                "dry run: {e}\nnothing was changed; the real run would stop here"
+            ))),
+        };
     }
     if !args.yes {
         write!(
@@ -138,39 +190,71 @@ impl MigrateWorkload {
     }
 }
 
-/// Runs `resume`.
+/// Runs `resume`: the run in `--work-dir`, or every run under it.
 pub fn resume(args: &ResumeArgs) -> Result<(), Failure> {
-    let progress = Progress::for_terminal(
-        args.output,
-        Operation::Resume,
-        Progress::plan_in(&args.work_dir),
-    );
-    let runtime = runtime()?;
-    let client = runtime.block_on(connect(&args.cluster))?;
-    let result = runtime.block_on(resume_run(
-        client,
-        &args.work_dir,
-        &run_options_with(args.timeout, &progress),
-    ));
-    report(result, &args.work_dir, &progress)
+    continue_runs(args, Operation::Resume)
 }
 
-/// Runs `rollback`.
+/// Runs `rollback`: the run in `--work-dir`, or every run under it.
 pub fn rollback(args: &ResumeArgs) -> Result<(), Failure> {
-    // The migration's plan names the workload and batches; rollback steps act on the
-    // same pods, claims and volumes.
-    let progress = Progress::for_terminal(
-        args.output,
-        Operation::Rollback,
-        Progress::plan_in(&args.work_dir),
-    );
+    continue_runs(args, Operation::Rollback)
+}
+
+fn continue_runs(args: &ResumeArgs, operation: Operation) -> Result<(), Failure> {
+    let dirs = targets::run_dirs(&args.work_dir)?;
     let runtime = runtime()?;
     let client = runtime.block_on(connect(&args.cluster))?;
-    let result = runtime.block_on(rollback_run(
-        client,
-        &args.work_dir,
-        &run_options_with(args.timeout, &progress),
+    let several = dirs.len() > 1;
+    let count = dirs.len();
+    let (format, timeout) = (args.output, args.timeout);
+    let results = runtime.block_on(targets::for_each_concurrently(
+        dirs,
+        args.concurrency,
+        |dir| {
+            // The migration's plan names the workload and batches; rollback steps act
+            // on the same pods, claims and volumes.
+            let plan = Progress::plan_in(&dir);
+            let progress = progress_for(format, operation, plan, several);
+            let client = client.clone();
+            async move { continue_run(client, &dir, operation, &progress, timeout).await }
+        },
     ));
+    let failures: Vec<Failure> = results.into_iter().filter_map(Result::err).collect();
+    match failures.len() {
+        0 => Ok(()),
+        1 if !several => failures.into_iter().next().map_or(Ok(()), Err),
+        _ => {
+            let code = failures
+                .iter()
+                .map(|f| f.code)
+                .max()
+                .unwrap_or(crate::EXIT_FAILED);
+            let mut message = format!("{} of {count} runs did not finish:", failures.len());
+            for failure in &failures {
+                message.push_str(&format!("\n  {:#}", failure.error));
+            }
+            Err(Failure {
+                code,
+                error: anyhow!(message),
+            })
+        }
+    }
+}
+
+/// Resumes or rolls back the run in `dir`, ending `progress` with its summary.
+async fn continue_run(
+    client: Client,
+    dir: &Path,
+    operation: Operation,
+    progress: &Arc<Progress>,
+    timeout: u64,
+) -> Result<(), Failure> {
+    let options = run_options_with(timeout, progress);
+    if operation != Operation::Rollback {
+        let result = resume_run(client, dir, &options).await;
+        return report(result, dir, progress);
+    }
+    let result = rollback_run(client, dir, &options).await;
     let (outcome, steps, step) = match &result {
         Ok(summary) => (
             Outcome::Succeeded,
@@ -181,14 +265,170 @@ pub fn rollback(args: &ResumeArgs) -> Result<(), Failure> {
         Err(_) => (Outcome::Failed, None, None),
     };
     let error = result.as_ref().err().map(|e| (e as &dyn Display, step));
-    progress.finish(&progress.summary(outcome, steps, error, &args.work_dir))?;
+    progress.finish(&progress.summary(outcome, steps, error, dir))?;
     match result {
         Ok(_) => Ok(()),
         Err(RollbackError::WorkDir(e)) => Err(Failure::bad_input(e)),
         Err(e) => Err(Failure::failed(anyhow!(
             "{e}\n`csi-migrate rollback --work-dir {}` continues",
-            args.work_dir.display()
+            dir.display()
         ))),
+    }
+}
+
+/// Progress for one run; with several at once, text is plain lines named by workload
+/// (bars of several runs would fight over the terminal).
+fn progress_for(
+    format: ProgressFormat,
+    operation: Operation,
+    plan: Option<Plan>,
+    several: bool,
+) -> Arc<Progress> {
+    match (format, &plan) {
+        (ProgressFormat::Text, Some(p)) if several => {
+            let prefix = format!("[{} {}/{}] ", p.kind, p.namespace, p.name);
+            Progress::lines(
+                Box::new(Prefixed::new(io::stderr(), prefix.clone())),
+                Box::new(Prefixed::new(io::stdout(), prefix)),
+                operation,
+                plan,
+            )
+        }
+        _ => Progress::for_terminal(format, operation, plan),
+    }
+}
+
+/// `migrate` of several workloads: every plan made (and shown) before anything is
+/// written; one blocked workload stops them all.
+struct Several<'a> {
+    args: &'a MigrateTargetArgs,
+    format: ProgressFormat,
+    options: PlanOptions,
+    resolution: Resolution,
+}
+
+impl Several<'_> {
+    async fn migrate(self, client: Client, workloads: Vec<WorkloadRef>) -> Result<(), Failure> {
+        let args = self.args;
+        let count = workloads.len();
+        let plans = self.plan_all(&client, &workloads).await?;
+        let mut err = io::stderr().lock();
+        for (plan, snapshot) in &plans {
+            let table = render_table(plan, snapshot);
+            if self.format == ProgressFormat::Json {
+                Progress::json(
+                    Box::new(io::stdout()),
+                    Operation::Migrate,
+                    Some(plan.clone()),
+                )
+                .show_plan(plan, &table)?;
+            }
+            if self.format == ProgressFormat::Text || (!args.yes && !args.dry_run) {
+                writeln!(err, "{table}")?;
+            }
+        }
+        if !args.yes && !args.dry_run {
+            let names: Vec<&str> = workloads.iter().map(|w| w.name.as_str()).collect();
+            write!(
+                err,
+                "Migrate {count} {}s in {} ({}), {} at a time? Work dirs: {}/<kind>-<name>. [y/N] ",
+                workloads[0].kind,
+                args.namespace,
+                names.join(", "),
+                args.concurrency,
+                args.work_dir.display()
+            )?;
+            err.flush()?;
+            let mut answer = String::new();
+            io::stdin().lock().read_line(&mut answer)?;
+            if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                return Err(Failure::failed(anyhow!(
+                    "not confirmed; no Kubernetes object was changed"
+                )));
+            }
+        }
+        drop(err);
+        let plans = if args.yes || args.dry_run {
+            plans
+        } else {
+            // Time passed at the prompt: run only the plans that were confirmed.
+            let fresh = self.plan_all(&client, &workloads).await?;
+            if fresh
+                .iter()
+                .zip(&plans)
+                .any(|(a, b)| a.0.steps != b.0.steps)
+            {
+                return Err(Failure::failed(anyhow!(
+                    "a workload changed while waiting for confirmation; nothing was changed, run the command again"
+                )));
+            }
+            fresh
+        };
+        let (format, timeout, dry) = (self.format, args.timeout, args.dry_run);
+        let root = args.work_dir.clone();
+        let results =
+            targets::for_each_concurrently(plans, args.concurrency, |(plan, snapshot)| {
+                let workload = WorkloadRef {
+                    kind: plan.kind,
+                    namespace: plan.namespace.clone(),
+                    name: plan.name.clone(),
+                };
+                let dir = targets::run_dir(&root, &workload);
+                let progress = progress_for(format, Operation::Migrate, Some(plan.clone()), true);
+                let client = client.clone();
+                async move {
+                    let options = run_options_with(timeout, &progress);
+                    let result = if dry {
+                        dry_run(client, &plan, &options).await
+                    } else {
+                        migrate(client, &dir, &plan, &snapshot, &options).await
+                    };
+                    (workload, report(result, &dir, &progress))
+                }
+            })
+            .await;
+        let failures: Vec<(WorkloadRef, Failure)> = results
+            .into_iter()
+            .filter_map(|(workload, result)| result.err().map(|f| (workload, f)))
+            .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(targets::combine(failures, count, "did not complete"))
+        }
+    }
+
+    /// Every workload's plan, or every workload's reason why not.
+    async fn plan_all(
+        &self,
+        client: &Client,
+        workloads: &[WorkloadRef],
+    ) -> Result<Vec<(Plan, WorkloadSnapshot)>, Failure> {
+        let mut plans = Vec::new();
+        let mut failures = Vec::new();
+        for workload in workloads {
+            match load_resolve_and_plan(
+                client.clone(),
+                workload,
+                &self.args.to_storageclass,
+                self.options,
+                self.resolution.clone(),
+            )
+            .await
+            {
+                Ok(planned) => plans.push(planned),
+                Err(failure) => failures.push((workload.clone(), failure)),
+            }
+        }
+        if failures.is_empty() {
+            Ok(plans)
+        } else {
+            Err(targets::combine(
+                failures,
+                workloads.len(),
+                "cannot be migrated; nothing was changed",
+            ))
+        }
     }
 }
 
@@ -362,6 +602,7 @@ mod tests {
         // Rollback, drop one record: now resolution needs the (unreachable) vCenter and fails.
         super::rollback(&ResumeArgs {
             work_dir: work.clone(),
+            concurrency: 1,
             timeout: 60,
             output: crate::progress::ProgressFormat::Text,
             cluster: cluster.clone(),

@@ -17,52 +17,94 @@ use k8s_openapi::api::core::v1::PersistentVolume;
 use crate::args::{
     ClusterArgs, PlanArgs, PlanOutput, PlanTargetArgs, PlanWorkload, ReclaimPolicyArg, VcenterArgs,
 };
-use crate::{Failure, runtime};
+use crate::{Failure, runtime, targets};
 
-/// Runs the command.
+/// Runs the command: one plan per workload named (or selected); exit code 1 if any is
+/// blocked, after printing every plan that is not.
 pub fn run(args: &PlanArgs) -> Result<(), Failure> {
     let (kind, args) = args.workload.target();
-    let workload = WorkloadRef {
-        kind,
-        namespace: args.namespace.clone(),
-        name: args.name.clone(),
-    };
     let options = PlanOptions {
         allow_downtime: args.allow_downtime,
         reclaim_policy: args.reclaim_policy.map(ReclaimPolicyArg::into_policy),
     };
     let vcenter = vcenter_config(&args.vcenter)?;
-    let (plan, snapshot) = runtime()?.block_on(async {
+    let results = runtime()?.block_on(async {
         let client = connect(&args.cluster).await?;
-        // plan is read-only: look vSphere ids up, never register.
-        let (plan, snapshot) = load_resolve_and_plan(
-            client,
-            &workload,
-            &args.to_storageclass,
-            options,
-            Resolution {
-                vcenter,
-                may_register: false,
-                gce_project: args.gce_project.clone(),
-            },
+        let workloads = targets::workloads(
+            &client,
+            kind,
+            &args.namespace,
+            &args.names,
+            args.selector.as_deref(),
         )
         .await?;
-        Ok::<_, Failure>((plan, snapshot))
+        let mut results = Vec::new();
+        for workload in workloads {
+            // plan is read-only: look vSphere ids up, never register.
+            let result = load_resolve_and_plan(
+                client.clone(),
+                &workload,
+                &args.to_storageclass,
+                options,
+                Resolution {
+                    vcenter: vcenter.clone(),
+                    may_register: false,
+                    gce_project: args.gce_project.clone(),
+                },
+            )
+            .await;
+            results.push((workload, result));
+        }
+        Ok::<_, Failure>(results)
     })?;
+    let several = results.len() > 1;
+    let mut plans = Vec::new();
+    let mut failures = Vec::new();
     let mut out = io::stdout().lock();
+    for (workload, result) in results {
+        match result {
+            Ok((plan, snapshot)) => {
+                if args.output == PlanOutput::Table {
+                    if several && !plans.is_empty() {
+                        writeln!(out)?;
+                    }
+                    out.write_all(render_table(&plan, &snapshot).as_bytes())?;
+                }
+                plans.push(plan);
+            }
+            Err(failure) if several => failures.push((workload, failure)),
+            Err(failure) => return Err(failure),
+        }
+    }
     match args.output {
-        PlanOutput::Table => out.write_all(render_table(&plan, &snapshot).as_bytes())?,
+        PlanOutput::Table => {}
+        // One plan as an object (plan.json's schema); several as an array of them.
         PlanOutput::Json => {
-            let text = serde_json::to_string_pretty(&plan).map_err(Failure::failed)?;
+            let text = match plans.as_slice() {
+                [plan] if !several => serde_json::to_string_pretty(plan),
+                _ => serde_json::to_string_pretty(&plans),
+            }
+            .map_err(Failure::failed)?;
             writeln!(out, "{text}")?;
         }
+        // One YAML document per plan.
         PlanOutput::Yaml => {
-            let text = serde_saphyr::to_string(&plan).map_err(Failure::failed)?;
-            out.write_all(text.as_bytes())?;
+            for (i, plan) in plans.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out, "---")?;
+                }
+                let text = serde_saphyr::to_string(plan).map_err(Failure::failed)?;
+                out.write_all(text.as_bytes())?;
+            }
         }
     }
     out.flush()?;
-    Ok(())
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        let of = plans.len() + failures.len();
+        Err(targets::combine(failures, of, "cannot be migrated"))
+    }
 }
 
 /// A client for the cluster the flags (or the environment) name.

@@ -1534,6 +1534,136 @@ spec:
         let _ = std::fs::remove_dir_all(&work);
     }
 
+    /// Deployments `a` and `b` (label tier=batch), each on its own gp2 claim.
+    fn labelled_deployments() -> String {
+        let mut docs = Vec::new();
+        for name in ["a", "b"] {
+            docs.push(format!(
+                r#"apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: data-{name}, namespace: default}}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: gp2
+  resources: {{requests: {{storage: 1Gi}}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: default, labels: {{tier: batch}}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: app, image: busybox}}]
+      volumes: [{{name: data, persistentVolumeClaim: {{claimName: data-{name}}}}}]
+"#
+            ));
+        }
+        docs.join("---\n")
+    }
+
+    #[test]
+    fn deployments_selected_by_label_migrate_concurrently_and_roll_back_together() {
+        let sim = crate::sim::Sim::start("label", &["--scenario", "ebs-statefulset"]);
+        let manifest =
+            std::env::temp_dir().join(format!("csi-migrate-e2e-label-{}.yaml", std::process::id()));
+        std::fs::write(&manifest, labelled_deployments()).unwrap();
+        sim.kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&manifest);
+        for name in ["a", "b"] {
+            sim.kubectl_ok(&[
+                "wait",
+                &format!("deployment/{name}"),
+                "--for=jsonpath={.status.availableReplicas}=1",
+                "--timeout=60s",
+            ]);
+        }
+        let kubeconfig = sim.kubeconfig.to_str().unwrap().to_owned();
+        let csi = |args: &[&str]| {
+            let mut all = args.to_vec();
+            all.extend(["--kubeconfig", kubeconfig.as_str()]);
+            run(&all, "")
+        };
+        let work =
+            std::env::temp_dir().join(format!("csi-migrate-e2e-label-work-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        let work_dir = work.to_str().unwrap();
+
+        // plan: one JSON array, one plan per selected Deployment
+        let plans = csi(&[
+            "plan",
+            "deployment",
+            "-l",
+            "tier=batch",
+            "--to-storageclass",
+            "gp2-csi",
+            "--allow-downtime",
+            "-o",
+            "json",
+        ]);
+        assert!(plans.status.success(), "{}", stderr(&plans));
+        let plans: serde_json::Value = serde_json::from_slice(&plans.stdout).unwrap();
+        let names: Vec<&str> = plans
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+
+        let migrated = csi(&[
+            "migrate",
+            "deployment",
+            "-l",
+            "tier=batch",
+            "--to-storageclass",
+            "gp2-csi",
+            "--allow-downtime",
+            "--yes",
+            "--concurrency",
+            "2",
+            "--work-dir",
+            work_dir,
+        ]);
+        assert!(migrated.status.success(), "{}", stderr(&migrated));
+        // Progress lines of runs going on at once say whose they are.
+        assert!(
+            stderr(&migrated).contains("[deployment default/a] "),
+            "{}",
+            stderr(&migrated)
+        );
+        assert!(stderr(&migrated).contains("[deployment default/b] "));
+        for name in ["a", "b"] {
+            assert!(work.join(format!("deployment-{name}/plan.json")).exists());
+            let class = sim.kubectl_ok(&[
+                "get",
+                "pvc",
+                &format!("data-{name}"),
+                "-o",
+                "jsonpath={.spec.storageClassName}",
+            ]);
+            assert_eq!(class, "gp2-csi");
+        }
+        // Resume finds both (complete) runs under the root; rollback reverses both.
+        let resumed = csi(&["resume", "--work-dir", work_dir, "--concurrency", "2"]);
+        assert!(resumed.status.success(), "{}", stderr(&resumed));
+        let rolled_back = csi(&["rollback", "--work-dir", work_dir, "--concurrency", "2"]);
+        assert!(rolled_back.status.success(), "{}", stderr(&rolled_back));
+        for name in ["a", "b"] {
+            let class = sim.kubectl_ok(&[
+                "get",
+                "pvc",
+                &format!("data-{name}"),
+                "-o",
+                "jsonpath={.spec.storageClassName}",
+            ]);
+            assert_eq!(class, "gp2");
+        }
+        let _ = std::fs::remove_dir_all(&work);
+    }
+
     #[test]
     fn plan_migrate_and_resume_through_the_binary() {
         let sim = EbsSim::start("full");

@@ -26,13 +26,20 @@ pub enum Scenario {
     /// Every in-tree plugin: StatefulSets, a Deployment, bare claims, an inline volume,
     /// a static PV and a Released PV.
     Mixed,
+    /// A cluster built to trip every `csi-migrate scan` rule that cluster objects can
+    /// trip: missing and unregistered drivers, bad classes, static, Released and
+    /// untranslatable PVs, an operator-owned StatefulSet, a GitOps-managed Deployment,
+    /// inline volumes, a Windows node.
+    EveryRule,
 }
 
 /// Why a scenario could not be set up.
 #[derive(Debug, Error)]
 pub enum ScenarioError {
     /// The name is not a known scenario.
-    #[error("unknown scenario {0:?} (known: empty, vsphere-statefulset, ebs-statefulset, mixed)")]
+    #[error(
+        "unknown scenario {0:?} (known: empty, vsphere-statefulset, ebs-statefulset, mixed, every-rule)"
+    )]
     Unknown(String),
     /// The API server refused an object of the scenario.
     #[error("creating {object}: {error}")]
@@ -56,6 +63,7 @@ impl FromStr for Scenario {
             "vsphere-statefulset" => Ok(Self::VsphereStatefulset),
             "ebs-statefulset" => Ok(Self::EbsStatefulset),
             "mixed" => Ok(Self::Mixed),
+            "every-rule" => Ok(Self::EveryRule),
             other => Err(ScenarioError::Unknown(other.to_owned())),
         }
     }
@@ -326,6 +334,336 @@ fn mixed(store: &Store) -> Result<(), ScenarioError> {
     Ok(())
 }
 
+/// The `every-rule` scenario (see [`Scenario::EveryRule`]); the rule each object is
+/// there for is named next to it. Server-version rules follow the simulator's version.
+fn every_rule(store: &Store) -> Result<(), ScenarioError> {
+    let ns = "default";
+    // Drivers: EBS, vSphere and Azure File are installed and registered on the Linux
+    // nodes; GCE PD, Azure Disk and RBD volumes exist without their drivers
+    // (CSI_DRIVER_MISSING, CSI_DRIVER_NOT_ON_NODE); the kubelets migrate only EBS and
+    // vSphere (MIGRATED_PLUGINS_ANNOTATION_MISSING for Azure File and the others).
+    let installed = [
+        "ebs.csi.aws.com",
+        "csi.vsphere.vmware.com",
+        "file.csi.azure.com",
+    ];
+    volume_migration_crd(store)?;
+    for driver in installed {
+        create(
+            store,
+            "storage.k8s.io",
+            "csidrivers",
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+            "metadata": {"name": driver}, "spec": {"attachRequired": true, "podInfoOnMount": false}}),
+        )?;
+    }
+    for (i, zone) in ["zone-a", "zone-b"].iter().enumerate() {
+        let name = format!("node-{i}");
+        create(
+            store,
+            "",
+            "nodes",
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name,
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                       "topology.kubernetes.io/zone": zone, "topology.kubernetes.io/region": "region-1"}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        )?;
+        let drivers: Vec<Value> = installed
+            .iter()
+            .map(|driver| json!({"name": driver, "nodeID": name, "topologyKeys": []}))
+            .collect();
+        create(
+            store,
+            "storage.k8s.io",
+            "csinodes",
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode",
+            "metadata": {"name": name, "annotations": {"storage.alpha.kubernetes.io/migrated-plugins":
+                "kubernetes.io/aws-ebs,kubernetes.io/vsphere-volume"}},
+            "spec": {"drivers": drivers}}),
+        )?;
+    }
+    // A Windows node without a CSINode (VSPHERE_WINDOWS_FILESYSTEM, CSI_DRIVER_NOT_ON_NODE);
+    // it sorts after the Linux nodes, so the scheduler never picks it.
+    create(
+        store,
+        "",
+        "nodes",
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "win-0",
+        "labels": {"kubernetes.io/hostname": "win-0", "kubernetes.io/os": "windows",
+                   "topology.kubernetes.io/zone": "zone-a"}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+    )?;
+
+    let class = |name: &str, provisioner: &str, parameters: Value| {
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": name}, "provisioner": provisioner, "parameters": parameters,
+            "reclaimPolicy": "Delete"})
+    };
+    // DEFAULT_CLASS_IN_TREE, STS_TEMPLATE_IN_TREE_CLASS.
+    let mut gp2 = class("gp2", "kubernetes.io/aws-ebs", json!({"type": "gp2"}));
+    gp2["metadata"]["annotations"] = json!({"storageclass.kubernetes.io/is-default-class": "true"});
+    create(store, "storage.k8s.io", "storageclasses", gp2)?;
+    // VSPHERE_UNSUPPORTED_SC_PARAMETER.
+    create(
+        store,
+        "storage.k8s.io",
+        "storageclasses",
+        class(
+            "vsan-raw",
+            "kubernetes.io/vsphere-volume",
+            json!({"hostFailuresToTolerate": "1", "diskformat": "zeroedthick"}),
+        ),
+    )?;
+    // CSI_CLASS_HAS_MIGRATION_PARAMETERS.
+    create(
+        store,
+        "storage.k8s.io",
+        "storageclasses",
+        class(
+            "vsphere-csi",
+            "csi.vsphere.vmware.com",
+            json!({"storagepolicyname": "gold", "csimigration": "true"}),
+        ),
+    )?;
+    // UNTRANSLATABLE_STORAGE_CLASS: both `zone` and `zones`.
+    create(
+        store,
+        "storage.k8s.io",
+        "storageclasses",
+        class(
+            "pd-bad",
+            "kubernetes.io/gce-pd",
+            json!({"zone": "europe-west1-b", "zones": "europe-west1-b,europe-west1-c"}),
+        ),
+    )?;
+
+    let pv = |name: &str, access: &str, extra: Value| {
+        let mut spec = json!({"capacity": {"storage": "1Gi"}, "accessModes": [access],
+            "persistentVolumeReclaimPolicy": "Retain"});
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name}, "spec": spec})
+    };
+    let bound_claim = |name: &str, volume: &str, access: &str, extra: Value| {
+        let mut spec = json!({"accessModes": [access], "storageClassName": "", "volumeName": volume,
+            "resources": {"requests": {"storage": "1Gi"}}});
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec})
+    };
+    // PV_RECLAIM_DELETE (and the GitOps Deployment's claim).
+    create(
+        store,
+        "",
+        "persistentvolumes",
+        pv(
+            "ebs-web",
+            "ReadWriteOnce",
+            json!({"persistentVolumeReclaimPolicy": "Delete", "storageClassName": "gp2",
+                "claimRef": {"namespace": ns, "name": "web-data"},
+                "awsElasticBlockStore": {"volumeID": "vol-0web"}}),
+        ),
+    )?;
+    create(
+        store,
+        "",
+        "persistentvolumeclaims",
+        bound_claim(
+            "web-data",
+            "ebs-web",
+            "ReadWriteOnce",
+            json!({"storageClassName": "gp2"}),
+        ),
+    )?;
+    // PV_RELEASED_OR_FAILED: its claim is gone; Retain keeps the disk.
+    let released = store
+        .cloud()
+        .create_disk("kubernetes.io/aws-ebs", "released", 1 << 30, None);
+    static_volume(
+        store,
+        "ebs-released",
+        &released,
+        "1Gi",
+        "",
+        json!({"namespace": ns, "name": "gone", "uid": "00000000-0000-4000-8000-000000000001"}),
+    )?;
+    // PLUGIN_TRANSLATION_REMOVED (RBD, 1.31), IN_TREE_PLUGIN_REMOVED.
+    create(
+        store,
+        "",
+        "persistentvolumes",
+        pv(
+            "rbd-old",
+            "ReadWriteOnce",
+            json!({"rbd": {"monitors": ["10.0.0.1:6789"], "pool": "rbd", "image": "old-image", "user": "admin"}}),
+        ),
+    )?;
+    // UNTRANSLATABLE_PV: an unmanaged (blob) Azure disk.
+    create(
+        store,
+        "",
+        "persistentvolumes",
+        pv(
+            "azure-blob",
+            "ReadWriteOnce",
+            json!({"azureDisk": {"diskName": "legacy",
+                "diskURI": "https://acct.blob.core.windows.net/vhds/legacy.vhd", "kind": "Dedicated"}}),
+        ),
+    )?;
+    // GCE_HANDLE_UNSPECIFIED_PROJECT: no zone label, no PD node plugin.
+    create(
+        store,
+        "",
+        "persistentvolumes",
+        pv(
+            "gce-nozone",
+            "ReadWriteOnce",
+            json!({"gcePersistentDisk": {"pdName": "nozone-disk"}}),
+        ),
+    )?;
+    // AZURE_FILE_SECRET_MISSING.
+    create(
+        store,
+        "",
+        "persistentvolumes",
+        pv(
+            "af-share",
+            "ReadWriteMany",
+            json!({"claimRef": {"namespace": ns, "name": "files"},
+                "azureFile": {"secretName": "missing-secret", "shareName": "share"}}),
+        ),
+    )?;
+    create(
+        store,
+        "",
+        "persistentvolumeclaims",
+        bound_claim("files", "af-share", "ReadWriteMany", json!({})),
+    )?;
+    // VSPHERE_RAW_BLOCK_VOLUME, VSPHERE_WINDOWS_FILESYSTEM (NTFS),
+    // STATIC_PV_MISSING_PROVISIONER_ANNOTATION and, for its claim,
+    // STATIC_PVC_MISSING_PROVISIONER_ANNOTATION.
+    create(
+        store,
+        "",
+        "persistentvolumes",
+        pv(
+            "vs-static",
+            "ReadWriteOnce",
+            json!({"volumeMode": "Block", "claimRef": {"namespace": ns, "name": "vs-claim"},
+                "vsphereVolume": {"volumePath": "[ds1] kubevols/static.vmdk", "fsType": "ntfs"}}),
+        ),
+    )?;
+    create(
+        store,
+        "",
+        "persistentvolumeclaims",
+        bound_claim(
+            "vs-claim",
+            "vs-static",
+            "ReadWriteOnce",
+            json!({"volumeMode": "Block"}),
+        ),
+    )?;
+
+    // OWNED_BY_OPERATOR: the StatefulSet belongs to a custom resource (which exists,
+    // or the garbage collector would delete the set). STS_RETENTION_DELETES_PVCS,
+    // NO_PDB (no budget selects its pods).
+    create(
+        store,
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "postgresqls.acid.zalan.do"},
+        "spec": {"group": "acid.zalan.do", "scope": "Namespaced",
+            "names": {"plural": "postgresqls", "singular": "postgresql", "kind": "postgresql", "listKind": "postgresqlList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}),
+    )?;
+    let owner = create(
+        store,
+        "acid.zalan.do",
+        "postgresqls",
+        json!({"apiVersion": "acid.zalan.do/v1", "kind": "postgresql",
+        "metadata": {"name": "db", "namespace": ns}, "spec": {"numberOfInstances": 2}}),
+    )?;
+    let owner_uid = owner
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    create(
+        store,
+        "apps",
+        "statefulsets",
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": ns, "ownerReferences": [{"apiVersion": "acid.zalan.do/v1",
+            "kind": "postgresql", "name": "db", "uid": owner_uid, "controller": true}]},
+        "spec": {"serviceName": "db", "replicas": 2, "selector": {"matchLabels": {"app": "db"}},
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
+            "template": {"metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [{"name": "postgres", "image": "postgres:16",
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                "storageClassName": "gp2", "resources": {"requests": {"storage": "1Gi"}}}}]}}),
+    )?;
+    // MANAGED_BY_GITOPS, SINGLE_REPLICA.
+    create(
+        store,
+        "apps",
+        "deployments",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": ns, "labels": {"argocd.argoproj.io/instance": "shop"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                "containers": [{"name": "web", "image": "nginx"}],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "web-data"}},
+                            {"name": "files", "persistentVolumeClaim": {"claimName": "files"}}]}}}}),
+    )?;
+    // INLINE_IN_TREE_VOLUME, VSPHERE_INLINE_VOLUME (with a budget, so not NO_PDB).
+    create(
+        store,
+        "apps",
+        "deployments",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "legacy", "namespace": ns},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "legacy"}},
+            "template": {"metadata": {"labels": {"app": "legacy"}}, "spec": {
+                "containers": [{"name": "app", "image": "busybox"}],
+                "volumes": [{"name": "vmdk", "vsphereVolume": {"volumePath": "[ds1] disks/legacy.vmdk"}},
+                            {"name": "pd", "gcePersistentDisk": {"pdName": "legacy-disk"}}]}}}}),
+    )?;
+    create(
+        store,
+        "policy",
+        "poddisruptionbudgets",
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "legacy", "namespace": ns},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "legacy"}}}}),
+    )?;
+    // A pod on the Windows node using the NTFS vSphere volume (VSPHERE_WINDOWS_FILESYSTEM).
+    create(
+        store,
+        "",
+        "pods",
+        json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "win-app", "namespace": ns},
+        "spec": {"nodeName": "win-0",
+            "containers": [{"name": "app", "image": "mcr.microsoft.com/windows/nanoserver:ltsc2022"}],
+            "volumes": [{"name": "disk", "persistentVolumeClaim": {"claimName": "vs-claim"}}]}}),
+    )?;
+    // Secrets are listed (so AZURE_FILE_SECRET_MISSING can prove absence); this one is unrelated.
+    create(
+        store,
+        "",
+        "secrets",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "unrelated", "namespace": ns},
+        "type": "Opaque", "data": {}}),
+    )?;
+    Ok(())
+}
+
 /// `object` with the disk's in-tree source fields merged in (a PV spec or a pod volume).
 fn with_source(mut object: Value, disk: &Disk) -> Value {
     if let (Some(map), Some(source)) = (object.as_object_mut(), disk.in_tree_source.as_object()) {
@@ -381,6 +719,12 @@ pub async fn apply(
         Scenario::Mixed => {
             mixed(store)?;
             3 + 2 + 1 + 1
+        }
+        // The operator's StatefulSet; the other pods wait on disks or drivers that the
+        // scenario leaves out on purpose, or are not needed Running.
+        Scenario::EveryRule => {
+            every_rule(store)?;
+            2
         }
     };
     let deadline = tokio::time::Instant::now() + timeout;

@@ -201,6 +201,15 @@ impl SnapshotBuilder {
             message: e.to_string(),
         })?;
         let trimmed = text.trim_start();
+        // The usual large input is one JSON object (a List): read its top level in one
+        // pass instead of first cutting the text into documents, which is a second
+        // full pass over hundreds of megabytes. Anything else (concatenated documents,
+        // arrays, syntax errors) takes the general path below.
+        if trimmed.starts_with('{')
+            && let Ok(peek) = serde_json::from_str::<Peek<'_>>(trimmed)
+        {
+            return self.add_peeked(peek, trimmed, &origin(1));
+        }
         if trimmed.starts_with('{') || trimmed.starts_with('[') {
             let documents: Result<Vec<&RawValue>, _> = serde_json::Deserializer::from_str(text)
                 .into_iter()
@@ -242,6 +251,11 @@ impl SnapshotBuilder {
             origin: origin.clone(),
             message: e.to_string(),
         })?;
+        self.add_peeked(peek, text, origin)
+    }
+
+    /// Adds one JSON object whose top level has been read into `peek`.
+    fn add_peeked(&mut self, peek: Peek<'_>, text: &str, origin: &Origin) -> Result<(), LoadError> {
         if self.take_version(
             peek.server_version.as_ref(),
             peek.major.as_deref(),
