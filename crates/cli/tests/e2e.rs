@@ -1130,6 +1130,97 @@ mod scan {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// What the `every-rule` simulation trips, live: each rule code with one object it
+    /// must be reported on. Every code in `RULES` is here except the vCenter rules
+    /// (`vsphere::VCENTER_CODES`), which compare the cluster with a vCenter and need
+    /// `scan --vcenter` (`mod vsphere` trips them against the vCenter simulator).
+    /// `PLUGIN_REMOVAL_UPCOMING` is only reported below 1.31 (RBD and CephFS lose their
+    /// translation there) and the simulator serves 1.33, so it is checked on a second
+    /// live scan with `--server-version 1.30`. `INPUT_INCOMPLETE` is not a rule: a live
+    /// scan allowed to list everything never reports it.
+    const EVERY_RULE_LIVE: [(&str, &str, &str); 30] = [
+        ("AZURE_FILE_SECRET_MISSING", "PersistentVolume", "af-share"),
+        ("CSI_CLASS_HAS_MIGRATION_PARAMETERS", "StorageClass", "vsphere-csi"),
+        ("CSI_DRIVER_MISSING", "CSIDriver", "pd.csi.storage.gke.io"),
+        ("CSI_DRIVER_NOT_ON_NODE", "CSINode", "win-0"),
+        ("DEFAULT_CLASS_IN_TREE", "StorageClass", "gp2"),
+        ("GCE_HANDLE_UNSPECIFIED_PROJECT", "PersistentVolume", "gce-nozone"),
+        ("IN_TREE_PLUGIN_REMOVED", "PersistentVolume", "ebs-web"),
+        ("INLINE_IN_TREE_VOLUME", "Deployment", "default/legacy"),
+        ("MANAGED_BY_GITOPS", "Deployment", "default/web"),
+        ("MIGRATED_PLUGINS_ANNOTATION_MISSING", "CSINode", "node-0"),
+        ("NO_PDB", "StatefulSet", "default/db"),
+        ("OWNED_BY_OPERATOR", "StatefulSet", "default/db"),
+        ("PLUGIN_REMOVAL_UPCOMING", "PersistentVolume", "rbd-old"),
+        ("PLUGIN_TRANSLATION_REMOVED", "PersistentVolume", "rbd-old"),
+        ("PV_RECLAIM_DELETE", "PersistentVolume", "ebs-web"),
+        ("PV_RELEASED_OR_FAILED", "PersistentVolume", "ebs-released"),
+        ("SINGLE_REPLICA", "Deployment", "default/web"),
+        ("STATIC_PV_MISSING_PROVISIONER_ANNOTATION", "PersistentVolume", "vs-static"),
+        ("STATIC_PVC_MISSING_PROVISIONER_ANNOTATION", "PersistentVolumeClaim", "default/vs-claim"),
+        ("STS_RETENTION_DELETES_PVCS", "StatefulSet", "default/db"),
+        ("STS_TEMPLATE_IN_TREE_CLASS", "StatefulSet", "default/db"),
+        ("UNTRANSLATABLE_PV", "PersistentVolume", "azure-blob"),
+        ("UNTRANSLATABLE_STORAGE_CLASS", "StorageClass", "pd-bad"),
+        ("VSPHERE_INLINE_VOLUME", "Deployment", "default/legacy"),
+        ("VSPHERE_MULTIPLE_VCENTERS_UNVERIFIED", "CSIDriver", "csi.vsphere.vmware.com"),
+        ("VSPHERE_RAW_BLOCK_VOLUME", "PersistentVolume", "vs-static"),
+        ("VSPHERE_UNSUPPORTED_SC_PARAMETER", "StorageClass", "vsan-raw"),
+        ("VSPHERE_WINDOWS_FILESYSTEM", "PersistentVolume", "vs-static"),
+        // Two more objects of rules above, from other parts of the scenario.
+        ("CSI_DRIVER_NOT_ON_NODE", "CSINode", "node-0"),
+        ("MIGRATED_PLUGINS_ANNOTATION_MISSING", "CSINode", "node-1"),
+    ];
+
+    #[test]
+    fn live_scan_of_the_every_rule_simulation_trips_every_rule_and_a_dump_agrees() {
+        let sim = Sim::start("scan-every-rule", &["--scenario", "every-rule"]);
+        let (out, live) = scan_live(&sim, &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(live["serverVersion"]["source"], "apiServer");
+        let (out, older) = scan_live(&sim, &["--fail-on", "never", "--server-version", "1.30"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+
+        for (code, kind, name) in EVERY_RULE_LIVE {
+            let report = if code == "PLUGIN_REMOVAL_UPCOMING" {
+                &older
+            } else {
+                &live
+            };
+            let found = objects_with(report, code);
+            assert!(
+                found.contains(&(kind.to_owned(), name.to_owned())),
+                "{code} not reported on {kind} {name}; it is on {found:?}"
+            );
+        }
+        let table: BTreeSet<&str> = EVERY_RULE_LIVE.iter().map(|(code, _, _)| *code).collect();
+        let every: BTreeSet<&str> = csi_migrate_scan::rules::RULES
+            .iter()
+            .map(|r| r.code())
+            .filter(|code| !vsphere::VCENTER_CODES.contains(code))
+            .collect();
+        assert_eq!(table, every, "the table must name every rule that cluster objects can trip");
+        assert!(!codes(&live).contains("INPUT_INCOMPLETE"));
+
+        // The same cluster dumped with kubectl (each kind listed on its own, plus
+        // `kubectl version`) and scanned offline gives the same report, byte for byte.
+        let dir = scratch("every-rule-dump");
+        for (plural, path) in SCANNED_KINDS {
+            let list = sim.kubectl_ok(&["get", "--raw", path]);
+            std::fs::write(dir.join(format!("{plural}.json")), list).unwrap();
+        }
+        std::fs::write(
+            dir.join("version.json"),
+            sim.kubectl_ok(&["version", "-o", "json"]),
+        )
+        .unwrap();
+        let (out, offline) = scan_json(&["--from", dir.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(offline["findings"], live["findings"]);
+        assert_eq!(offline, live);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn live_exit_codes_follow_fail_on() {
         let sim = Sim::start("scan-fail-on", &["--scenario", "mixed"]);
