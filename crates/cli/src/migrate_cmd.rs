@@ -120,29 +120,16 @@ pub fn run(args: &MigrateArgs) -> Result<(), Failure> {
         };
     }
     if !args.yes {
-        write!(
-            err,
-            "\nMigrate {} {}/{} ({} steps)? Work dir: {}. [y/N] ",
+        let question = format!(
+            "\nMigrate {} {}/{} ({} steps)? Work dir: {}.",
             plan.kind,
             plan.namespace,
             plan.name,
             plan.steps.len(),
             args.work_dir.display()
-        )?;
-        err.flush()?;
-        let mut answer = String::new();
-        io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            // Resolving vSphere ids may already have registered VMDKs with CNS (what the
-            // CSI driver itself does, harmless); no Kubernetes object was touched.
-            let registered = if vcenter.is_some() && !args.dry_run {
-                " (VMDKs registered with CNS to show their ids stay registered)"
-            } else {
-                ""
-            };
-            return Err(Failure::failed(anyhow!(
-                "not confirmed; no Kubernetes object was changed{registered}"
-            )));
+        );
+        if !confirmed(&question)? {
+            return Err(not_confirmed(vcenter.is_some()));
         }
     }
     drop(err);
@@ -188,6 +175,30 @@ impl MigrateWorkload {
             Self::Pvc(args) => (WorkloadKind::PersistentVolumeClaim, args),
         }
     }
+}
+
+/// Asks `question` on stderr; true only for an explicit yes.
+fn confirmed(question: &str) -> io::Result<bool> {
+    let mut err = io::stderr().lock();
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// The answer was not yes: nothing in the cluster changed.
+fn not_confirmed(with_vcenter: bool) -> Failure {
+    // Resolving vSphere ids may already have registered VMDKs with CNS (what the CSI
+    // driver itself does, harmless); no Kubernetes object was touched.
+    let registered = if with_vcenter {
+        " (VMDKs registered with CNS to show their ids stay registered)"
+    } else {
+        ""
+    };
+    Failure::failed(anyhow!(
+        "not confirmed; no Kubernetes object was changed{registered}"
+    ))
 }
 
 /// Runs `resume`: the run in `--work-dir`, or every run under it.
@@ -329,22 +340,16 @@ impl Several<'_> {
         }
         if !args.yes && !args.dry_run {
             let names: Vec<&str> = workloads.iter().map(|w| w.name.as_str()).collect();
-            write!(
-                err,
-                "Migrate {count} {}s in {} ({}), {} at a time? Work dirs: {}/<kind>-<name>. [y/N] ",
+            let question = format!(
+                "Migrate {count} {}s in {} ({}), {} at a time? Work dirs: {}/<kind>-<name>.",
                 workloads[0].kind,
                 args.namespace,
                 names.join(", "),
                 args.concurrency,
                 args.work_dir.display()
-            )?;
-            err.flush()?;
-            let mut answer = String::new();
-            io::stdin().lock().read_line(&mut answer)?;
-            if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                return Err(Failure::failed(anyhow!(
-                    "not confirmed; no Kubernetes object was changed"
-                )));
+            );
+            if !confirmed(&question)? {
+                return Err(not_confirmed(self.resolution.vcenter.is_some()));
             }
         }
         drop(err);

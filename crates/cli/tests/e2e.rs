@@ -1140,11 +1140,19 @@ mod scan {
     /// scan allowed to list everything never reports it.
     const EVERY_RULE_LIVE: [(&str, &str, &str); 30] = [
         ("AZURE_FILE_SECRET_MISSING", "PersistentVolume", "af-share"),
-        ("CSI_CLASS_HAS_MIGRATION_PARAMETERS", "StorageClass", "vsphere-csi"),
+        (
+            "CSI_CLASS_HAS_MIGRATION_PARAMETERS",
+            "StorageClass",
+            "vsphere-csi",
+        ),
         ("CSI_DRIVER_MISSING", "CSIDriver", "pd.csi.storage.gke.io"),
         ("CSI_DRIVER_NOT_ON_NODE", "CSINode", "win-0"),
         ("DEFAULT_CLASS_IN_TREE", "StorageClass", "gp2"),
-        ("GCE_HANDLE_UNSPECIFIED_PROJECT", "PersistentVolume", "gce-nozone"),
+        (
+            "GCE_HANDLE_UNSPECIFIED_PROJECT",
+            "PersistentVolume",
+            "gce-nozone",
+        ),
         ("IN_TREE_PLUGIN_REMOVED", "PersistentVolume", "ebs-web"),
         ("INLINE_IN_TREE_VOLUME", "Deployment", "default/legacy"),
         ("MANAGED_BY_GITOPS", "Deployment", "default/web"),
@@ -1156,17 +1164,37 @@ mod scan {
         ("PV_RECLAIM_DELETE", "PersistentVolume", "ebs-web"),
         ("PV_RELEASED_OR_FAILED", "PersistentVolume", "ebs-released"),
         ("SINGLE_REPLICA", "Deployment", "default/web"),
-        ("STATIC_PV_MISSING_PROVISIONER_ANNOTATION", "PersistentVolume", "vs-static"),
-        ("STATIC_PVC_MISSING_PROVISIONER_ANNOTATION", "PersistentVolumeClaim", "default/vs-claim"),
+        (
+            "STATIC_PV_MISSING_PROVISIONER_ANNOTATION",
+            "PersistentVolume",
+            "vs-static",
+        ),
+        (
+            "STATIC_PVC_MISSING_PROVISIONER_ANNOTATION",
+            "PersistentVolumeClaim",
+            "default/vs-claim",
+        ),
         ("STS_RETENTION_DELETES_PVCS", "StatefulSet", "default/db"),
         ("STS_TEMPLATE_IN_TREE_CLASS", "StatefulSet", "default/db"),
         ("UNTRANSLATABLE_PV", "PersistentVolume", "azure-blob"),
         ("UNTRANSLATABLE_STORAGE_CLASS", "StorageClass", "pd-bad"),
         ("VSPHERE_INLINE_VOLUME", "Deployment", "default/legacy"),
-        ("VSPHERE_MULTIPLE_VCENTERS_UNVERIFIED", "CSIDriver", "csi.vsphere.vmware.com"),
+        (
+            "VSPHERE_MULTIPLE_VCENTERS_UNVERIFIED",
+            "CSIDriver",
+            "csi.vsphere.vmware.com",
+        ),
         ("VSPHERE_RAW_BLOCK_VOLUME", "PersistentVolume", "vs-static"),
-        ("VSPHERE_UNSUPPORTED_SC_PARAMETER", "StorageClass", "vsan-raw"),
-        ("VSPHERE_WINDOWS_FILESYSTEM", "PersistentVolume", "vs-static"),
+        (
+            "VSPHERE_UNSUPPORTED_SC_PARAMETER",
+            "StorageClass",
+            "vsan-raw",
+        ),
+        (
+            "VSPHERE_WINDOWS_FILESYSTEM",
+            "PersistentVolume",
+            "vs-static",
+        ),
         // Two more objects of rules above, from other parts of the scenario.
         ("CSI_DRIVER_NOT_ON_NODE", "CSINode", "node-0"),
         ("MIGRATED_PLUGINS_ANNOTATION_MISSING", "CSINode", "node-1"),
@@ -1199,7 +1227,10 @@ mod scan {
             .map(|r| r.code())
             .filter(|code| !vsphere::VCENTER_CODES.contains(code))
             .collect();
-        assert_eq!(table, every, "the table must name every rule that cluster objects can trip");
+        assert_eq!(
+            table, every,
+            "the table must name every rule that cluster objects can trip"
+        );
         assert!(!codes(&live).contains("INPUT_INCOMPLETE"));
 
         // The same cluster dumped with kubectl (each kind listed on its own, plus

@@ -78,6 +78,17 @@ pub enum PlanError {
     Blocked(Vec<Blocker>),
 }
 
+impl PlanError {
+    /// The snapshot holds no workload of `kind` (the caller picked the wrong planner).
+    fn missing(kind: WorkloadKind) -> Self {
+        Self::Blocked(vec![Blocker {
+            object: kind.resource().to_owned(),
+            field: "metadata.name".to_owned(),
+            message: format!("the snapshot holds no {kind}"),
+        }])
+    }
+}
+
 fn render_blockers(blockers: &[Blocker]) -> String {
     let mut out = format!("{} blocker(s) prevent this migration:", blockers.len());
     for blocker in blockers {

@@ -18,15 +18,10 @@ pub fn plan_claim(
     target_class: &str,
     options: PlanOptions,
 ) -> Result<Plan, PlanError> {
-    let mut preflight = Preflight::default();
     let Some(name) = snapshot.claim.clone() else {
-        preflight.block(
-            "persistentvolumeclaim",
-            "metadata.name",
-            "the snapshot names no claim",
-        );
-        return Err(PlanError::Blocked(preflight.blockers));
+        return Err(PlanError::missing(WorkloadKind::PersistentVolumeClaim));
     };
+    let mut preflight = Preflight::default();
     let namespace = snapshot
         .claims
         .iter()

@@ -20,15 +20,10 @@ pub fn plan_deployment(
     target_class: &str,
     options: PlanOptions,
 ) -> Result<Plan, PlanError> {
-    let mut preflight = Preflight::default();
     let Some(deployment) = snapshot.deployment.as_ref() else {
-        preflight.block(
-            "deployment",
-            "metadata.name",
-            "the snapshot holds no Deployment",
-        );
-        return Err(PlanError::Blocked(preflight.blockers));
+        return Err(PlanError::missing(WorkloadKind::Deployment));
     };
+    let mut preflight = Preflight::default();
     let name = deployment.metadata.name.clone().unwrap_or_default();
     let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
     let uid = deployment.metadata.uid.clone().unwrap_or_default();

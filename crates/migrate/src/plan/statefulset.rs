@@ -15,15 +15,10 @@ pub fn plan_statefulset(
     target_class: &str,
     options: PlanOptions,
 ) -> Result<Plan, PlanError> {
-    let mut preflight = Preflight::default();
     let Some(set) = snapshot.statefulset.as_ref() else {
-        preflight.block(
-            "statefulset",
-            "metadata.name",
-            "the snapshot holds no StatefulSet",
-        );
-        return Err(PlanError::Blocked(preflight.blockers));
+        return Err(PlanError::missing(WorkloadKind::StatefulSet));
     };
+    let mut preflight = Preflight::default();
     let name = set.metadata.name.clone().unwrap_or_default();
     let namespace = set.metadata.namespace.clone().unwrap_or_default();
     let set_uid = set.metadata.uid.clone().unwrap_or_default();
