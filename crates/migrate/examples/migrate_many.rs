@@ -282,11 +282,20 @@ async fn main() -> Result<(), Failure> {
         at.elapsed().as_secs_f64() * 1000.0
     };
     let parts = [
-        ("statefulset", time(kube_sim::controllers::statefulset::reconcile)),
-        ("volume_binding", time(kube_sim::controllers::volume_binding::reconcile)),
+        (
+            "statefulset",
+            time(kube_sim::controllers::statefulset::reconcile),
+        ),
+        (
+            "volume_binding",
+            time(kube_sim::controllers::volume_binding::reconcile),
+        ),
         ("attacher", time(kube_sim::controllers::attacher::reconcile)),
         ("kubelet", time(kube_sim::controllers::kubelet::reconcile)),
-        ("deployment", time(kube_sim::controllers::deployment::reconcile)),
+        (
+            "deployment",
+            time(kube_sim::controllers::deployment::reconcile),
+        ),
     ];
     let named: f64 = parts.iter().map(|(_, ms)| ms).sum();
     println!(

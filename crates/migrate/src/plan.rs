@@ -637,6 +637,27 @@ impl Preflight {
                 "no CSIDriver object: the driver is not installed",
             );
         }
+        // The new pods can only start where the driver's node plugin runs.
+        let nodes = &context.snapshot.csi_nodes;
+        let without: Vec<&str> = nodes
+            .iter()
+            .filter(|n| !n.spec.drivers.iter().any(|d| d.name == driver))
+            .filter_map(|n| n.metadata.name.as_deref())
+            .collect();
+        if !driver.is_empty() && !nodes.is_empty() {
+            if without.len() == nodes.len() {
+                self.block(
+                    format!("csidriver/{driver}"),
+                    "csinode.spec.drivers",
+                    "no node's CSINode lists the driver: its node plugin runs nowhere, so no pod could mount the new PVs",
+                );
+            } else if !without.is_empty() {
+                self.warn(format!(
+                    "the CSI driver {driver} is not registered on node(s) {}: pods placed there cannot mount the new PVs",
+                    without.join(", ")
+                ));
+            }
+        }
     }
 
     /// The plan with its steps, or every blocker found; `--reclaim-policy` applied to

@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::storage::v1::{CSIDriver, StorageClass};
+use k8s_openapi::api::storage::v1::{CSIDriver, CSINode, StorageClass};
 use kube::Client;
 use kube::api::{Api, ListParams};
 use serde::{Deserialize, Serialize};
@@ -70,6 +70,9 @@ pub struct WorkloadSnapshot {
     pub storage_classes: Vec<StorageClass>,
     /// Every CSIDriver.
     pub csi_drivers: Vec<CSIDriver>,
+    /// Every CSINode: which drivers each node's kubelet has registered.
+    #[serde(default)]
+    pub csi_nodes: Vec<CSINode>,
     /// PodDisruptionBudgets in the namespace.
     pub disruption_budgets: Vec<PodDisruptionBudget>,
     /// CSI identity of in-tree PVs, by PV name, filled by [`crate::resolve::resolve_snapshot`]
@@ -263,6 +266,11 @@ pub async fn load_workload_snapshot(
         .list(&all)
         .await
         .map_err(api_error("csidrivers"))?
+        .items;
+    snapshot.csi_nodes = Api::<CSINode>::all(client.clone())
+        .list(&all)
+        .await
+        .map_err(api_error("csinodes"))?
         .items;
     // Optional API: a cluster (or simulator) without PDBs simply has none.
     snapshot.disruption_budgets = Api::<PodDisruptionBudget>::namespaced(client.clone(), namespace)

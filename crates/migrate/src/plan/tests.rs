@@ -627,3 +627,31 @@ fn claim_planning_depends_on_who_mounts_it() {
     assert_eq!(plan.steps[1], Step::AwaitClaimsReleased);
     assert_eq!(plan.steps.len(), 1 + 1 + 5 + 1);
 }
+
+#[test]
+fn the_driver_must_run_on_some_node_and_nodes_without_it_are_named() {
+    let node = |name: &str, drivers: &[&str]| {
+        let drivers: Vec<Value> = drivers
+            .iter()
+            .map(|d| json!({"name": d, "nodeID": name}))
+            .collect();
+        json!({"metadata": {"name": name}, "spec": {"drivers": drivers}})
+    };
+    let mut value = snapshot_json(2);
+    value["csiNodes"] = json!([node("node-0", &["pd.csi.storage.gke.io"])]);
+    let b = blockers(plan(value.clone(), "gp2-csi", PlanOptions::default()));
+    assert!(has_blocker(
+        &b,
+        "csidriver/ebs.csi.aws.com",
+        "csinode.spec.drivers"
+    ));
+    value["csiNodes"] = json!([node("node-0", &["ebs.csi.aws.com"]), node("node-1", &[])]);
+    let plan = plan(value, "gp2-csi", PlanOptions::default()).unwrap();
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("not registered on node(s) node-1")),
+        "{:#?}",
+        plan.warnings
+    );
+}
