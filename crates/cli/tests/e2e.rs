@@ -1153,7 +1153,7 @@ mod scan {
             "PersistentVolume",
             "gce-nozone",
         ),
-        ("IN_TREE_PLUGIN_REMOVED", "PersistentVolume", "ebs-web"),
+        ("IN_TREE_PLUGIN_REMOVED", "CSIDriver", "ebs.csi.aws.com"),
         ("INLINE_IN_TREE_VOLUME", "Deployment", "default/legacy"),
         ("MANAGED_BY_GITOPS", "Deployment", "default/web"),
         ("MIGRATED_PLUGINS_ANNOTATION_MISSING", "CSINode", "node-0"),

@@ -750,6 +750,25 @@ pub async fn apply(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    if scenario == Scenario::EveryRule {
+        // Its pods that can never start, and the volumes of its workloads, take the
+        // controllers a few more passes: run them until a pass changes nothing, so every
+        // client (a live scan, a kubectl dump after it) sees the same cluster.
+        loop {
+            let before = store.resource_version();
+            controllers::reconcile(store);
+            if store.resource_version() == before {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ScenarioError::NotReady(
+                    timeout,
+                    "the controllers were still changing objects".to_owned(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     for disk in store.cloud().list() {
         if disk.content.is_empty() {
             let _ = store.cloud().write(

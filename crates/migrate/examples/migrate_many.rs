@@ -418,6 +418,32 @@ async fn main() -> Result<(), Failure> {
         for failure in failures.iter().take(10) {
             println!("failed: {failure}");
         }
+        // What holds a PV that does not go: its finalizers, phase, and attachments naming it.
+        let attachments = items(&store, "storage.k8s.io", "volumeattachments");
+        for pv in volumes
+            .iter()
+            .filter(|v| v.pointer("/metadata/deletionTimestamp").is_some())
+        {
+            let name = text(pv, "/metadata/name");
+            let attached: Vec<String> = attachments
+                .iter()
+                .filter(|a| text(a, "/spec/source/persistentVolumeName") == name)
+                .map(|a| {
+                    format!(
+                        "{} on {} attached={}",
+                        text(a, "/metadata/name"),
+                        text(a, "/spec/nodeName"),
+                        a.pointer("/status/attached").unwrap_or(&Value::Null)
+                    )
+                })
+                .collect();
+            println!(
+                "terminating PV {name}: phase {}, finalizers {}, claimRef {}, attachments {attached:?}",
+                text(pv, "/status/phase"),
+                pv.pointer("/metadata/finalizers").unwrap_or(&Value::Null),
+                pv.pointer("/spec/claimRef").unwrap_or(&Value::Null)
+            );
+        }
         return Err(format!(
             "{} migrations failed, {changed} disks changed, {csi_bound} of {migrated_volumes} claims on CSI",
             failures.len()

@@ -9,6 +9,18 @@ fn rss() -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+/// User + system CPU time of the process so far, in seconds (from /proc/self/stat).
+fn cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
 fn main() {
     let path = std::env::args().nth(1).unwrap();
     eprintln!(
@@ -19,11 +31,11 @@ fn main() {
     );
     let t = Instant::now();
     let snapshot = csi_migrate_scan::load::files::load_paths(&[path.into()]).unwrap();
-    eprintln!("load {:?} {}", t.elapsed(), rss());
+    eprintln!("load {:?} cpu {:.2}s {}", t.elapsed(), cpu(), rss());
     let t = Instant::now();
     let options = csi_migrate_scan::ScanOptions::default();
     let view = csi_migrate_scan::view::ClusterView::new(&snapshot, &options);
-    eprintln!("view {:?} {}", t.elapsed(), rss());
+    eprintln!("view {:?} cpu {:.2}s {}", t.elapsed(), cpu(), rss());
     let mut findings = Vec::new();
     for rule in csi_migrate_scan::rules::RULES {
         let t = Instant::now();
@@ -52,14 +64,21 @@ fn main() {
     let t = Instant::now();
     let report = csi_migrate_scan::scan(&snapshot, &options);
     eprintln!(
-        "scan {:?} {} findings {}",
+        "scan {:?} cpu {:.2}s {} findings {}",
         t.elapsed(),
+        cpu(),
         rss(),
         report.findings.len()
     );
     let t = Instant::now();
     let json = csi_migrate_scan::render::json::render(&report).unwrap();
-    eprintln!("json {:?} {} bytes {}", t.elapsed(), rss(), json.len());
+    eprintln!(
+        "json {:?} cpu {:.2}s {} bytes {}",
+        t.elapsed(),
+        cpu(),
+        rss(),
+        json.len()
+    );
     let t = Instant::now();
     drop((json, report));
     eprintln!("drop report {:?}", t.elapsed());

@@ -22,6 +22,7 @@
 //!
 //! Every check is a [`rules::Rule`] in its own file under `rules/`, with a stable code.
 
+pub mod fast_hash;
 pub mod inventory;
 pub mod load;
 pub mod objects;

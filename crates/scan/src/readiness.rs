@@ -1,15 +1,32 @@
 //! Per-workload readiness: which findings concern a workload (through its pods, claims, volumes, classes, drivers, nodes).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 
+use crate::fast_hash::{HashMap, HashSet};
 use crate::report::{Finding, ObjectRef, Readiness, Severity, WorkloadReport};
 use crate::view::{ClusterView, Workload};
 
+/// An [`ObjectRef`] as borrowed strings: kind, namespace, name. Readiness looks up a
+/// few dozen objects per workload; building owned `ObjectRef`s for each was most of
+/// its time on a large cluster.
+type ObjectKey<'k> = (&'k str, Option<&'k str>, &'k str);
+
+fn key_of(object: &ObjectRef) -> ObjectKey<'_> {
+    (
+        object.kind.as_str(),
+        object.namespace.as_deref(),
+        object.name.as_str(),
+    )
+}
+
 /// Assesses every workload that uses in-tree storage.
 pub fn assess(view: &ClusterView<'_>, findings: &[Finding]) -> Vec<WorkloadReport> {
-    let mut by_object: HashMap<&ObjectRef, Vec<&Finding>> = HashMap::new();
+    let mut by_object: HashMap<ObjectKey<'_>, Vec<&Finding>> = HashMap::default();
     for finding in findings {
-        by_object.entry(&finding.object).or_default().push(finding);
+        by_object
+            .entry(key_of(&finding.object))
+            .or_default()
+            .push(finding);
     }
     // Each workload is assessed on its own; a large cluster's thousands are split over
     // the cores, results kept in workload order.
@@ -42,33 +59,30 @@ pub fn assess(view: &ClusterView<'_>, findings: &[Finding]) -> Vec<WorkloadRepor
 }
 
 /// The objects whose findings concern `workload`, and the plugins it uses.
-fn related_objects(
-    view: &ClusterView<'_>,
-    w: &Workload<'_>,
-) -> (Vec<ObjectRef>, HashSet<&'static str>) {
-    let mut objects = vec![w.object.clone()];
-    let mut plugins = HashSet::new();
+fn related_objects<'v>(
+    view: &'v ClusterView<'_>,
+    w: &'v Workload<'_>,
+) -> (Vec<ObjectKey<'v>>, HashSet<&'static str>) {
+    let ns = Some(w.namespace);
+    let mut objects = vec![key_of(&w.object)];
+    let mut plugins = HashSet::default();
     for pod in &w.pods {
         let name = pod.metadata.name.as_deref().unwrap_or_default();
-        objects.push(ObjectRef::namespaced("Pod", w.namespace, name));
+        objects.push(("Pod", ns, name));
         if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
-            objects.push(ObjectRef::cluster("Node", node));
-            objects.push(ObjectRef::cluster("CSINode", node));
+            objects.push(("Node", None, node));
+            objects.push(("CSINode", None, node));
         }
     }
     for claim in &w.claims {
-        objects.push(ObjectRef::namespaced(
-            "PersistentVolumeClaim",
-            w.namespace,
-            claim,
-        ));
+        objects.push(("PersistentVolumeClaim", ns, claim));
         if let Some(pvc) = view.claims.get(&(w.namespace, claim.as_str()))
             && let Some(class) = crate::view::claim_class(pvc)
         {
-            objects.push(ObjectRef::cluster("StorageClass", class));
+            objects.push(("StorageClass", None, class));
         }
         if let Some(volume) = view.in_tree_volume_of_claim(w.namespace, claim) {
-            objects.push(ObjectRef::cluster("PersistentVolume", volume.name()));
+            objects.push(("PersistentVolume", None, volume.name()));
             plugins.insert(volume.plugin.name);
         }
     }
@@ -76,12 +90,12 @@ fn related_objects(
         plugins.insert(plugin.name);
     }
     for (_, class, plugin) in &w.in_tree_claim_templates {
-        objects.push(ObjectRef::cluster("StorageClass", class));
+        objects.push(("StorageClass", None, class));
         plugins.insert(plugin.name);
     }
     for plugin in &plugins {
         if let Some(info) = crate::plugins::plugin_by_name(plugin) {
-            objects.push(ObjectRef::cluster("CSIDriver", info.csi_driver));
+            objects.push(("CSIDriver", None, info.csi_driver));
         }
     }
     (objects, plugins)
@@ -90,7 +104,7 @@ fn related_objects(
 fn assess_one(
     view: &ClusterView<'_>,
     w: &Workload<'_>,
-    by_object: &HashMap<&ObjectRef, Vec<&Finding>>,
+    by_object: &HashMap<ObjectKey<'_>, Vec<&Finding>>,
 ) -> WorkloadReport {
     let (objects, plugins) = related_objects(view, w);
     let mut blockers = BTreeSet::new();

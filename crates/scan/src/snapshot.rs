@@ -1,6 +1,6 @@
 //! The plain-data picture of a cluster that the scan reads: typed objects, secret names, the server version.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -342,7 +342,10 @@ impl ClusterSnapshot {
     /// returns how many were dropped.
     pub fn remove_duplicates(&mut self) -> usize {
         fn dedup<T>(items: &mut Vec<T>, key: impl Fn(&T) -> (&str, &str)) -> usize {
-            let mut seen = HashSet::with_capacity(items.len());
+            let mut seen = crate::fast_hash::HashSet::with_capacity_and_hasher(
+                items.len(),
+                Default::default(),
+            );
             let keep: Vec<bool> = items.iter().map(|item| seen.insert(key(item))).collect();
             drop(seen);
             let before = items.len();

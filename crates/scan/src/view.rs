@@ -1,6 +1,6 @@
 //! The indexed, namespace-filtered view of a snapshot that rules read: lookups by name, in-tree usage, workloads.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use csi_migrate_translate::Translator;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -9,6 +9,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
+use crate::fast_hash::{HashMap, HashSet};
 use crate::objects::{PersistentVolume, PersistentVolumeClaim, Pod};
 use crate::plugins::{self, CEPHFS_PLUGIN_NAME, PluginInfo};
 use crate::report::ObjectRef;
@@ -513,9 +514,10 @@ impl<'a> ClusterView<'a> {
         // Classifying and translating is most of the work on a large cluster (the
         // translator copies every PV): spread it over the cores.
         let classified = classify_volumes(&translator, &in_scope_pvs);
-        let mut persistent_volumes = HashMap::with_capacity(in_scope_pvs.len());
+        let mut persistent_volumes =
+            HashMap::with_capacity_and_hasher(in_scope_pvs.len(), Default::default());
         let mut in_tree_volumes = Vec::new();
-        let mut in_tree_volume_index = HashMap::new();
+        let mut in_tree_volume_index = HashMap::default();
         for (pv, class) in in_scope_pvs.into_iter().zip(classified) {
             let name = name_of(&pv.metadata);
             persistent_volumes.insert(name, pv);
@@ -531,7 +533,10 @@ impl<'a> ClusterView<'a> {
             });
         }
 
-        let mut claims = HashMap::with_capacity(snapshot.persistent_volume_claims.len());
+        let mut claims = HashMap::with_capacity_and_hasher(
+            snapshot.persistent_volume_claims.len(),
+            Default::default(),
+        );
         let mut in_tree_claims = Vec::new();
         for pvc in snapshot
             .persistent_volume_claims
@@ -640,7 +645,7 @@ impl<'a> ClusterView<'a> {
         let mut found = WorkloadSet {
             translator: self.translator,
             workloads: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             inline_volumes: Vec::new(),
         };
         for sts in snapshot
@@ -799,15 +804,16 @@ impl<'a> ClusterView<'a> {
         } = found;
 
         // StatefulSet claims: `<template>-<set>-<ordinal>`, found by stripping the ordinal.
-        let mut template_prefixes: HashMap<(&str, String), usize> = HashMap::new();
+        // By namespace, then prefix, so that claims are looked up without allocating.
+        let mut template_prefixes: HashMap<&str, HashMap<String, usize>> = HashMap::default();
         for (i, w) in workloads.iter().enumerate() {
             let Some(sts) = w.stateful_set else { continue };
             for template in sts.spec.volume_claim_templates.iter().flatten() {
                 let template_name = name_of(&template.metadata);
-                template_prefixes.insert(
-                    (w.namespace, format!("{template_name}-{}", name_of(w.meta))),
-                    i,
-                );
+                template_prefixes
+                    .entry(w.namespace)
+                    .or_default()
+                    .insert(format!("{template_name}-{}", name_of(w.meta)), i);
             }
         }
         if !template_prefixes.is_empty() {
@@ -823,8 +829,9 @@ impl<'a> ClusterView<'a> {
                 if ordinal.is_empty() || !ordinal.bytes().all(|b| b.is_ascii_digit()) {
                     continue;
                 }
-                if let Some(&i) =
-                    template_prefixes.get(&(namespace_of(&pvc.metadata), prefix.to_owned()))
+                if let Some(&i) = template_prefixes
+                    .get(namespace_of(&pvc.metadata))
+                    .and_then(|prefixes| prefixes.get(prefix))
                 {
                     workloads[i].claims.insert(name.to_owned());
                 }
@@ -832,13 +839,15 @@ impl<'a> ClusterView<'a> {
         }
 
         // Keep only existing claims; mark in-tree ones; in-tree claim templates.
-        let mut used_claims: HashSet<(&str, String)> = HashSet::new();
+        let mut used_claims: HashSet<(&str, &str)> = HashSet::default();
         for w in &mut workloads {
             let namespace = w.namespace;
             w.claims
                 .retain(|c| self.claims.contains_key(&(namespace, c.as_str())));
             for claim in &w.claims {
-                used_claims.insert((namespace, claim.clone()));
+                if let Some(pvc) = self.claims.get(&(namespace, claim.as_str())) {
+                    used_claims.insert((namespace_of(&pvc.metadata), name_of(&pvc.metadata)));
+                }
                 if self.in_tree_volume_of_claim(namespace, claim).is_some() {
                     w.in_tree_claims.insert(claim.clone());
                 }
@@ -885,7 +894,7 @@ impl<'a> ClusterView<'a> {
         for (pvc, _) in &self.in_tree_claims {
             let ns = namespace_of(&pvc.metadata);
             let name = name_of(&pvc.metadata);
-            if used_claims.contains(&(ns, name.to_owned())) {
+            if used_claims.contains(&(ns, name)) {
                 continue;
             }
             let claim = BTreeSet::from([name.to_owned()]);

@@ -1,6 +1,8 @@
 //! Loaders at the edge: files and directories ([`files`]) or a live cluster ([`live`]) into a [`crate::ClusterSnapshot`].
 //!
-//! Both loaders pass every object through [`Trim`] as soon as it is parsed, so the
+//! PersistentVolumes, claims and pods become the slim types of [`crate::objects`] as
+//! they are parsed (the file loader parses straight into them; the live loader
+//! converts each page), and both loaders pass every object through [`Trim`], so the
 //! snapshot holds only what the rules and the translation read, whichever way it was
 //! filled.
 
