@@ -366,9 +366,9 @@ pub struct SimArgs {
     #[arg(long, value_name = "FILE")]
     pub kubeconfig_out: Option<PathBuf>,
 
-    /// Starting state: empty, vsphere-statefulset, ebs-statefulset or mixed (every
-    /// in-tree plugin). Workloads are Running and their disks hold data when the
-    /// kubeconfig appears.
+    /// Starting state: empty, vsphere-statefulset, ebs-statefulset, mixed (every in-tree
+    /// plugin) or every-rule (objects that trip every scan rule). Workloads are Running
+    /// and their disks hold data when the kubeconfig appears.
     #[arg(long, value_name = "NAME", default_value = "empty",
           value_parser = ["empty", "vsphere-statefulset", "ebs-statefulset", "mixed", "every-rule"])]
     pub scenario: String,
