@@ -302,7 +302,7 @@ async fn post(client: &Client, plan: &Plan, phase: &Phase) -> Result<(), EventEr
 /// Posts the Event for `phase` on the plan's workload. Best-effort: a failure is logged
 /// and the run goes on.
 pub async fn record(client: &Client, plan: &Plan, phase: &Phase) {
-    if let Err(error) = post(client, plan, phase).await {
+    if let Err(error) = Box::pin(post(client, plan, phase)).await {
         tracing::warn!(%error, "kubernetes event not recorded; the run goes on");
     }
 }

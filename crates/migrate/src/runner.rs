@@ -502,7 +502,8 @@ impl<'a> Runner<'a> {
     }
 
     pub(crate) async fn run(&self) -> Result<RunSummary, RunError> {
-        let result = self.run_steps().await;
+        // Boxed: the steps' future is large, and debug builds copy it on the stack.
+        let result = Box::pin(self.run_steps()).await;
         let client = self.locks.clone().into_client();
         crate::events::record_outcome(client, self.plan, self.stage, &result).await;
         result

@@ -3,7 +3,7 @@
 //! cloud, and the `external-attacher/<driver>` finalizers on attachments and volumes.
 //! Detaching needs the PV object: without it the attachment stays stuck.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
@@ -259,17 +259,18 @@ fn attach_or_detach(store: &Store, kinds: &Kinds, attachment: &Value, volumes: &
 
 /// A PV loses the attacher finalizer once no attachment names it.
 fn release_volumes(store: &Store, kinds: &Kinds, volumes: &[Value], attachments: &[Value]) {
+    let referenced: HashSet<&str> = attachments
+        .iter()
+        .map(|a| text(a, "/spec/source/persistentVolumeName"))
+        .collect();
     for pv in volumes {
+        if referenced.contains(text(pv, "/metadata/name")) {
+            continue;
+        }
         let list = finalizers(pv);
-        let name = text(pv, "/metadata/name");
-        for finalizer in list.iter().filter(|f| f.starts_with("external-attacher/")) {
-            let referenced = attachments
-                .iter()
-                .any(|a| text(a, "/spec/source/persistentVolumeName") == name);
-            if !referenced {
-                set_finalizers(store, &kinds.pvs, pv, &without(&list, finalizer));
-                return;
-            }
+        // Every PV no attachment names loses its attacher finalizer in this pass.
+        if let Some(finalizer) = list.iter().find(|f| f.starts_with("external-attacher/")) {
+            set_finalizers(store, &kinds.pvs, pv, &without(&list, finalizer));
         }
     }
 }
