@@ -359,9 +359,14 @@ impl ClusterSnapshot {
                 m.name.as_deref().unwrap_or_default(),
             )
         }
-        dedup(&mut self.storage_classes, |o| meta(&o.metadata))
-            + dedup(&mut self.persistent_volumes, |o| meta(&o.metadata))
-            + dedup(&mut self.persistent_volume_claims, |o| meta(&o.metadata))
+        // The two largest kinds on a second thread, the rest here.
+        let volumes = &mut self.persistent_volumes;
+        let claims = &mut self.persistent_volume_claims;
+        let (large, rest) = std::thread::scope(|scope| {
+            let large = scope.spawn(|| {
+                dedup(volumes, |o| meta(&o.metadata)) + dedup(claims, |o| meta(&o.metadata))
+            });
+            let rest = dedup(&mut self.storage_classes, |o| meta(&o.metadata))
             + dedup(&mut self.pods, |o| meta(&o.metadata))
             + dedup(&mut self.stateful_sets, |o| meta(&o.metadata))
             + dedup(&mut self.deployments, |o| meta(&o.metadata))
@@ -375,7 +380,18 @@ impl ClusterSnapshot {
             + dedup(&mut self.pod_disruption_budgets, |o| meta(&o.metadata))
             + dedup(&mut self.secrets, |s| {
                 (s.namespace.as_str(), s.name.as_str())
-            })
+            });
+            (large.join(), rest)
+        });
+        match large {
+            Ok(large) => large + rest,
+            // A panic in the worker is a bug; run it again here so it surfaces normally.
+            Err(_) => {
+                dedup(&mut self.persistent_volumes, |o| meta(&o.metadata))
+                    + dedup(&mut self.persistent_volume_claims, |o| meta(&o.metadata))
+                    + rest
+            }
+        }
     }
 
     /// Marks every kind as collected (a snapshot built by hand or listed live in full).

@@ -512,47 +512,55 @@ impl<'a> ClusterView<'a> {
             .filter(|pv| pv_in_scope(pv))
             .collect();
         // Classifying and translating is most of the work on a large cluster (the
-        // translator copies every PV): spread it over the cores.
-        let classified = classify_volumes(&translator, &in_scope_pvs);
+        // translator copies every PV): spread it over the cores. Workloads are found
+        // meanwhile on a thread of their own (they need nothing from the volumes or the
+        // claim index), while this one also indexes the volumes and claims.
         let mut persistent_volumes =
             HashMap::with_capacity_and_hasher(in_scope_pvs.len(), Default::default());
         let mut in_tree_volumes = Vec::new();
         let mut in_tree_volume_index = HashMap::default();
-        for (pv, class) in in_scope_pvs.into_iter().zip(classified) {
-            let name = name_of(&pv.metadata);
-            persistent_volumes.insert(name, pv);
-            let Some((plugin, translation)) = class else {
-                continue;
-            };
-            plugins_in_use.insert(plugin.name, plugin);
-            in_tree_volume_index.insert(name, in_tree_volumes.len());
-            in_tree_volumes.push(InTreeVolume {
-                pv,
-                plugin,
-                translation,
-            });
-        }
-
         let mut claims = HashMap::with_capacity_and_hasher(
             snapshot.persistent_volume_claims.len(),
             Default::default(),
         );
         let mut in_tree_claims = Vec::new();
-        for pvc in snapshot
-            .persistent_volume_claims
-            .iter()
-            .filter(|c| in_scope(&c.metadata))
-        {
-            claims.insert((namespace_of(&pvc.metadata), name_of(&pvc.metadata)), pvc);
-            let bound = pvc
-                .spec
-                .as_ref()
-                .and_then(|s| s.volume_name.as_deref())
-                .and_then(|v| in_tree_volume_index.get(v).copied());
-            if let Some(index) = bound {
-                in_tree_claims.push((pvc, index));
+        let discovered = std::thread::scope(|scope| {
+            let discovered = scope.spawn(|| discover_workloads(snapshot, translator, &in_scope));
+            let classified = classify_volumes(&translator, &in_scope_pvs);
+            for (pv, class) in in_scope_pvs.into_iter().zip(classified) {
+                let name = name_of(&pv.metadata);
+                persistent_volumes.insert(name, pv);
+                let Some((plugin, translation)) = class else {
+                    continue;
+                };
+                plugins_in_use.insert(plugin.name, plugin);
+                in_tree_volume_index.insert(name, in_tree_volumes.len());
+                in_tree_volumes.push(InTreeVolume {
+                    pv,
+                    plugin,
+                    translation,
+                });
             }
-        }
+            for pvc in snapshot
+                .persistent_volume_claims
+                .iter()
+                .filter(|c| in_scope(&c.metadata))
+            {
+                claims.insert((namespace_of(&pvc.metadata), name_of(&pvc.metadata)), pvc);
+                let bound = pvc
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.volume_name.as_deref())
+                    .and_then(|v| in_tree_volume_index.get(v).copied());
+                if let Some(index) = bound {
+                    in_tree_claims.push((pvc, index));
+                }
+            }
+            // A panic in the worker is a bug; find them again here so it surfaces normally.
+            discovered
+                .join()
+                .unwrap_or_else(|_| discover_workloads(snapshot, translator, &in_scope))
+        });
 
         let mut view = Self {
             snapshot,
@@ -596,7 +604,7 @@ impl<'a> ClusterView<'a> {
             plugins_in_use,
         };
         view.server_version = snapshot.server_version.or_else(|| view.newest_kubelet());
-        view.build_workloads(&in_scope);
+        view.build_workloads(discovered);
         for inline in &view.inline_volumes {
             view.plugins_in_use
                 .insert(inline.plugin.name, inline.plugin);
@@ -640,10 +648,112 @@ impl<'a> ClusterView<'a> {
             .get(*self.in_tree_volume_index.get(volume)?)
     }
 
-    fn build_workloads(&mut self, in_scope: &dyn Fn(&ObjectMeta) -> bool) {
-        let snapshot = self.snapshot;
-        let mut found = WorkloadSet {
-            translator: self.translator,
+    fn build_workloads(&mut self, discovered: Discovered<'a>) {
+        let Discovered {
+            mut workloads,
+            mut inline_volumes,
+        } = discovered;
+
+        // Keep only existing claims; mark in-tree ones; in-tree claim templates.
+        let mut used_claims: HashSet<(&str, &str)> = HashSet::default();
+        for w in &mut workloads {
+            let namespace = w.namespace;
+            w.claims
+                .retain(|c| self.claims.contains_key(&(namespace, c.as_str())));
+            for claim in &w.claims {
+                if let Some(pvc) = self.claims.get(&(namespace, claim.as_str())) {
+                    used_claims.insert((namespace_of(&pvc.metadata), name_of(&pvc.metadata)));
+                }
+                if self.in_tree_volume_of_claim(namespace, claim).is_some() {
+                    w.in_tree_claims.insert(claim.clone());
+                }
+            }
+            if let Some(sts) = w.stateful_set {
+                for template in sts.spec.volume_claim_templates.iter().flatten() {
+                    let class = template
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.storage_class_name.as_deref())
+                        .or_else(|| {
+                            template
+                                .metadata
+                                .annotations
+                                .as_ref()
+                                .and_then(|a| a.get(BETA_CLASS_ANNOTATION))
+                                .map(String::as_str)
+                        });
+                    let class = match class {
+                        Some("") => continue,
+                        Some(c) => c,
+                        None => match self.default_class_name() {
+                            Some(c) => c,
+                            None => continue,
+                        },
+                    };
+                    if let Some(plugin) = self.class_plugin(class) {
+                        w.in_tree_claim_templates.push((
+                            name_of(&template.metadata).to_owned(),
+                            class.to_owned(),
+                            plugin,
+                        ));
+                    }
+                }
+            }
+        }
+
+        let mut workloads: Vec<Workload<'a>> = workloads
+            .into_iter()
+            .filter(Workload::uses_in_tree_storage)
+            .collect();
+
+        // Claims on in-tree PVs that no workload uses are workloads of their own.
+        for (pvc, _) in &self.in_tree_claims {
+            let ns = namespace_of(&pvc.metadata);
+            let name = name_of(&pvc.metadata);
+            if used_claims.contains(&(ns, name)) {
+                continue;
+            }
+            let claim = BTreeSet::from([name.to_owned()]);
+            workloads.push(Workload {
+                kind: WorkloadKind::PersistentVolumeClaim,
+                object: ObjectRef::namespaced("PersistentVolumeClaim", ns, name),
+                meta: &pvc.metadata,
+                namespace: ns,
+                replicas: None,
+                pod_labels: None,
+                stateful_set: None,
+                pods: Vec::new(),
+                claims: claim.clone(),
+                in_tree_claims: claim,
+                inline_volumes: Vec::new(),
+                in_tree_claim_templates: Vec::new(),
+            });
+        }
+        for w in &mut workloads {
+            w.pods.sort_by_key(|p| name_of(&p.metadata));
+        }
+        workloads.sort_by(|a, b| a.object.cmp(&b.object));
+        inline_volumes.sort_by(|a, b| (&a.owner, &a.volume.name).cmp(&(&b.owner, &b.volume.name)));
+        self.workloads = workloads;
+        self.inline_volumes = inline_volumes;
+    }
+}
+
+/// Workloads found in a snapshot, their pods and claims (not yet checked against the
+/// claim index), and inline volumes: the part of the workload index that needs nothing
+/// else from the view, so it is built while the volumes are classified.
+struct Discovered<'a> {
+    workloads: Vec<Workload<'a>>,
+    inline_volumes: Vec<InlineVolume<'a>>,
+}
+
+fn discover_workloads<'a>(
+    snapshot: &'a ClusterSnapshot,
+    translator: Translator,
+    in_scope: &(dyn Fn(&ObjectMeta) -> bool + Sync),
+) -> Discovered<'a> {
+    let mut found = WorkloadSet {
+        translator,
             workloads: Vec::new(),
             index: HashMap::default(),
             inline_volumes: Vec::new(),
@@ -799,7 +909,7 @@ impl<'a> ClusterView<'a> {
 
         let WorkloadSet {
             mut workloads,
-            mut inline_volumes,
+            inline_volumes,
             ..
         } = found;
 
@@ -837,89 +947,9 @@ impl<'a> ClusterView<'a> {
                 }
             }
         }
-
-        // Keep only existing claims; mark in-tree ones; in-tree claim templates.
-        let mut used_claims: HashSet<(&str, &str)> = HashSet::default();
-        for w in &mut workloads {
-            let namespace = w.namespace;
-            w.claims
-                .retain(|c| self.claims.contains_key(&(namespace, c.as_str())));
-            for claim in &w.claims {
-                if let Some(pvc) = self.claims.get(&(namespace, claim.as_str())) {
-                    used_claims.insert((namespace_of(&pvc.metadata), name_of(&pvc.metadata)));
-                }
-                if self.in_tree_volume_of_claim(namespace, claim).is_some() {
-                    w.in_tree_claims.insert(claim.clone());
-                }
-            }
-            if let Some(sts) = w.stateful_set {
-                for template in sts.spec.volume_claim_templates.iter().flatten() {
-                    let class = template
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.storage_class_name.as_deref())
-                        .or_else(|| {
-                            template
-                                .metadata
-                                .annotations
-                                .as_ref()
-                                .and_then(|a| a.get(BETA_CLASS_ANNOTATION))
-                                .map(String::as_str)
-                        });
-                    let class = match class {
-                        Some("") => continue,
-                        Some(c) => c,
-                        None => match self.default_class_name() {
-                            Some(c) => c,
-                            None => continue,
-                        },
-                    };
-                    if let Some(plugin) = self.class_plugin(class) {
-                        w.in_tree_claim_templates.push((
-                            name_of(&template.metadata).to_owned(),
-                            class.to_owned(),
-                            plugin,
-                        ));
-                    }
-                }
-            }
-        }
-
-        let mut workloads: Vec<Workload<'a>> = workloads
-            .into_iter()
-            .filter(Workload::uses_in_tree_storage)
-            .collect();
-
-        // Claims on in-tree PVs that no workload uses are workloads of their own.
-        for (pvc, _) in &self.in_tree_claims {
-            let ns = namespace_of(&pvc.metadata);
-            let name = name_of(&pvc.metadata);
-            if used_claims.contains(&(ns, name)) {
-                continue;
-            }
-            let claim = BTreeSet::from([name.to_owned()]);
-            workloads.push(Workload {
-                kind: WorkloadKind::PersistentVolumeClaim,
-                object: ObjectRef::namespaced("PersistentVolumeClaim", ns, name),
-                meta: &pvc.metadata,
-                namespace: ns,
-                replicas: None,
-                pod_labels: None,
-                stateful_set: None,
-                pods: Vec::new(),
-                claims: claim.clone(),
-                in_tree_claims: claim,
-                inline_volumes: Vec::new(),
-                in_tree_claim_templates: Vec::new(),
-            });
-        }
-        for w in &mut workloads {
-            w.pods.sort_by_key(|p| name_of(&p.metadata));
-        }
-        workloads.sort_by(|a, b| a.object.cmp(&b.object));
-        inline_volumes.sort_by(|a, b| (&a.owner, &a.volume.name).cmp(&(&b.owner, &b.volume.name)));
-        self.workloads = workloads;
-        self.inline_volumes = inline_volumes;
+    Discovered {
+        workloads,
+        inline_volumes,
     }
 }
 
