@@ -362,36 +362,30 @@ impl ClusterSnapshot {
         // The two largest kinds on a second thread, the rest here.
         let volumes = &mut self.persistent_volumes;
         let claims = &mut self.persistent_volume_claims;
-        let (large, rest) = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let large = scope.spawn(|| {
                 dedup(volumes, |o| meta(&o.metadata)) + dedup(claims, |o| meta(&o.metadata))
             });
             let rest = dedup(&mut self.storage_classes, |o| meta(&o.metadata))
-            + dedup(&mut self.pods, |o| meta(&o.metadata))
-            + dedup(&mut self.stateful_sets, |o| meta(&o.metadata))
-            + dedup(&mut self.deployments, |o| meta(&o.metadata))
-            + dedup(&mut self.daemon_sets, |o| meta(&o.metadata))
-            + dedup(&mut self.replica_sets, |o| meta(&o.metadata))
-            + dedup(&mut self.jobs, |o| meta(&o.metadata))
-            + dedup(&mut self.cron_jobs, |o| meta(&o.metadata))
-            + dedup(&mut self.nodes, |o| meta(&o.metadata))
-            + dedup(&mut self.csi_drivers, |o| meta(&o.metadata))
-            + dedup(&mut self.csi_nodes, |o| meta(&o.metadata))
-            + dedup(&mut self.pod_disruption_budgets, |o| meta(&o.metadata))
-            + dedup(&mut self.secrets, |s| {
-                (s.namespace.as_str(), s.name.as_str())
-            });
-            (large.join(), rest)
-        });
-        match large {
-            Ok(large) => large + rest,
-            // A panic in the worker is a bug; run it again here so it surfaces normally.
-            Err(_) => {
-                dedup(&mut self.persistent_volumes, |o| meta(&o.metadata))
-                    + dedup(&mut self.persistent_volume_claims, |o| meta(&o.metadata))
-                    + rest
-            }
-        }
+                + dedup(&mut self.pods, |o| meta(&o.metadata))
+                + dedup(&mut self.stateful_sets, |o| meta(&o.metadata))
+                + dedup(&mut self.deployments, |o| meta(&o.metadata))
+                + dedup(&mut self.daemon_sets, |o| meta(&o.metadata))
+                + dedup(&mut self.replica_sets, |o| meta(&o.metadata))
+                + dedup(&mut self.jobs, |o| meta(&o.metadata))
+                + dedup(&mut self.cron_jobs, |o| meta(&o.metadata))
+                + dedup(&mut self.nodes, |o| meta(&o.metadata))
+                + dedup(&mut self.csi_drivers, |o| meta(&o.metadata))
+                + dedup(&mut self.csi_nodes, |o| meta(&o.metadata))
+                + dedup(&mut self.pod_disruption_budgets, |o| meta(&o.metadata))
+                + dedup(&mut self.secrets, |s| {
+                    (s.namespace.as_str(), s.name.as_str())
+                });
+            let large = large
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            large + rest
+        })
     }
 
     /// Marks every kind as collected (a snapshot built by hand or listed live in full).

@@ -754,199 +754,199 @@ fn discover_workloads<'a>(
 ) -> Discovered<'a> {
     let mut found = WorkloadSet {
         translator,
-            workloads: Vec::new(),
-            index: HashMap::default(),
-            inline_volumes: Vec::new(),
-        };
-        for sts in snapshot
-            .stateful_sets
-            .iter()
-            .filter(|o| in_scope(&o.metadata))
-        {
-            found.add_templated(
-                WorkloadKind::StatefulSet,
-                &sts.metadata,
-                Some(sts.spec.replicas.unwrap_or(1)),
-                Some(&sts.spec.template),
-                Some(sts),
-            );
+        workloads: Vec::new(),
+        index: HashMap::default(),
+        inline_volumes: Vec::new(),
+    };
+    for sts in snapshot
+        .stateful_sets
+        .iter()
+        .filter(|o| in_scope(&o.metadata))
+    {
+        found.add_templated(
+            WorkloadKind::StatefulSet,
+            &sts.metadata,
+            Some(sts.spec.replicas.unwrap_or(1)),
+            Some(&sts.spec.template),
+            Some(sts),
+        );
+    }
+    for d in snapshot
+        .deployments
+        .iter()
+        .filter(|o| in_scope(&o.metadata))
+    {
+        found.add_templated(
+            WorkloadKind::Deployment,
+            &d.metadata,
+            Some(d.spec.replicas.unwrap_or(1)),
+            Some(&d.spec.template),
+            None,
+        );
+    }
+    for d in snapshot
+        .daemon_sets
+        .iter()
+        .filter(|o| in_scope(&o.metadata))
+    {
+        found.add_templated(
+            WorkloadKind::DaemonSet,
+            &d.metadata,
+            None,
+            Some(&d.spec.template),
+            None,
+        );
+    }
+    for rs in snapshot
+        .replica_sets
+        .iter()
+        .filter(|o| in_scope(&o.metadata))
+    {
+        if controller_of(&rs.metadata).is_some_and(|o| o.kind == "Deployment") {
+            continue;
         }
-        for d in snapshot
-            .deployments
-            .iter()
-            .filter(|o| in_scope(&o.metadata))
-        {
-            found.add_templated(
-                WorkloadKind::Deployment,
-                &d.metadata,
-                Some(d.spec.replicas.unwrap_or(1)),
-                Some(&d.spec.template),
-                None,
-            );
+        let spec = Some(&rs.spec);
+        let template = spec.and_then(|s| s.template.as_ref());
+        found.add_templated(
+            WorkloadKind::ReplicaSet,
+            &rs.metadata,
+            Some(spec.and_then(|s| s.replicas).unwrap_or(1)),
+            template,
+            None,
+        );
+    }
+    for cj in snapshot.cron_jobs.iter().filter(|o| in_scope(&o.metadata)) {
+        let template = cj.spec.job_template.spec.as_ref().map(|s| &s.template);
+        found.add_templated(WorkloadKind::CronJob, &cj.metadata, None, template, None);
+    }
+    for job in snapshot.jobs.iter().filter(|o| in_scope(&o.metadata)) {
+        if controller_of(&job.metadata).is_some_and(|o| o.kind == "CronJob") {
+            continue;
         }
-        for d in snapshot
-            .daemon_sets
-            .iter()
-            .filter(|o| in_scope(&o.metadata))
-        {
-            found.add_templated(
-                WorkloadKind::DaemonSet,
-                &d.metadata,
-                None,
-                Some(&d.spec.template),
-                None,
-            );
-        }
-        for rs in snapshot
-            .replica_sets
-            .iter()
-            .filter(|o| in_scope(&o.metadata))
-        {
-            if controller_of(&rs.metadata).is_some_and(|o| o.kind == "Deployment") {
-                continue;
-            }
-            let spec = Some(&rs.spec);
-            let template = spec.and_then(|s| s.template.as_ref());
-            found.add_templated(
-                WorkloadKind::ReplicaSet,
-                &rs.metadata,
-                Some(spec.and_then(|s| s.replicas).unwrap_or(1)),
-                template,
-                None,
-            );
-        }
-        for cj in snapshot.cron_jobs.iter().filter(|o| in_scope(&o.metadata)) {
-            let template = cj.spec.job_template.spec.as_ref().map(|s| &s.template);
-            found.add_templated(WorkloadKind::CronJob, &cj.metadata, None, template, None);
-        }
-        for job in snapshot.jobs.iter().filter(|o| in_scope(&o.metadata)) {
-            if controller_of(&job.metadata).is_some_and(|o| o.kind == "CronJob") {
-                continue;
-            }
-            let template = job.spec.as_ref().map(|s| &s.template);
-            found.add_templated(WorkloadKind::Job, &job.metadata, None, template, None);
-        }
+        let template = job.spec.as_ref().map(|s| &s.template);
+        found.add_templated(WorkloadKind::Job, &job.metadata, None, template, None);
+    }
 
-        // Owner chains: ReplicaSet → Deployment, Job → CronJob.
-        let rs_owner: HashMap<(&str, &str), &str> = snapshot
-            .replica_sets
-            .iter()
-            .filter_map(|rs| {
-                let owner = controller_of(&rs.metadata).filter(|o| o.kind == "Deployment")?;
-                Some((
-                    (namespace_of(&rs.metadata), name_of(&rs.metadata)),
-                    owner.name.as_str(),
-                ))
-            })
-            .collect();
-        let job_owner: HashMap<(&str, &str), &str> = snapshot
-            .jobs
-            .iter()
-            .filter_map(|job| {
-                let owner = controller_of(&job.metadata).filter(|o| o.kind == "CronJob")?;
-                Some((
-                    (namespace_of(&job.metadata), name_of(&job.metadata)),
-                    owner.name.as_str(),
-                ))
-            })
-            .collect();
+    // Owner chains: ReplicaSet → Deployment, Job → CronJob.
+    let rs_owner: HashMap<(&str, &str), &str> = snapshot
+        .replica_sets
+        .iter()
+        .filter_map(|rs| {
+            let owner = controller_of(&rs.metadata).filter(|o| o.kind == "Deployment")?;
+            Some((
+                (namespace_of(&rs.metadata), name_of(&rs.metadata)),
+                owner.name.as_str(),
+            ))
+        })
+        .collect();
+    let job_owner: HashMap<(&str, &str), &str> = snapshot
+        .jobs
+        .iter()
+        .filter_map(|job| {
+            let owner = controller_of(&job.metadata).filter(|o| o.kind == "CronJob")?;
+            Some((
+                (namespace_of(&job.metadata), name_of(&job.metadata)),
+                owner.name.as_str(),
+            ))
+        })
+        .collect();
 
-        for pod in snapshot.pods.iter().filter(|o| in_scope(&o.metadata)) {
-            let ns = namespace_of(&pod.metadata);
-            let owner = controller_of(&pod.metadata).and_then(|o| {
-                let name = o.name.as_str();
-                let key = match o.kind.as_str() {
-                    "StatefulSet" => (WorkloadKind::StatefulSet, ns, name),
-                    "DaemonSet" => (WorkloadKind::DaemonSet, ns, name),
-                    "ReplicaSet" => match rs_owner.get(&(ns, name)) {
-                        Some(deployment) => (WorkloadKind::Deployment, ns, *deployment),
-                        None => (WorkloadKind::ReplicaSet, ns, name),
-                    },
-                    "Job" => match job_owner.get(&(ns, name)) {
-                        Some(cron_job) => (WorkloadKind::CronJob, ns, *cron_job),
-                        None => (WorkloadKind::Job, ns, name),
-                    },
-                    _ => return None,
-                };
-                found.index.get(&key).copied()
-            });
-            match owner {
-                Some(i) => {
-                    let workload = &mut found.workloads[i];
-                    workload.pods.push(pod);
-                    if let Some(spec) = &pod.spec {
-                        workload
-                            .claims
-                            .extend(pod_claims(spec, name_of(&pod.metadata)));
-                    }
-                }
-                None => {
-                    let volumes = pod
-                        .spec
-                        .iter()
-                        .flat_map(|s| s.volumes.iter().flatten())
-                        .filter_map(|v| v.full.as_deref());
-                    let claims = pod
-                        .spec
-                        .iter()
-                        .flat_map(|s| pod_claims(s, name_of(&pod.metadata)))
-                        .collect();
-                    found.add(
-                        WorkloadKind::Pod,
-                        &pod.metadata,
-                        None,
-                        volumes,
-                        claims,
-                        pod.metadata.labels.as_ref(),
-                        None,
-                    );
-                    if let Some(last) = found.workloads.last_mut() {
-                        last.pods.push(pod);
-                    }
+    for pod in snapshot.pods.iter().filter(|o| in_scope(&o.metadata)) {
+        let ns = namespace_of(&pod.metadata);
+        let owner = controller_of(&pod.metadata).and_then(|o| {
+            let name = o.name.as_str();
+            let key = match o.kind.as_str() {
+                "StatefulSet" => (WorkloadKind::StatefulSet, ns, name),
+                "DaemonSet" => (WorkloadKind::DaemonSet, ns, name),
+                "ReplicaSet" => match rs_owner.get(&(ns, name)) {
+                    Some(deployment) => (WorkloadKind::Deployment, ns, *deployment),
+                    None => (WorkloadKind::ReplicaSet, ns, name),
+                },
+                "Job" => match job_owner.get(&(ns, name)) {
+                    Some(cron_job) => (WorkloadKind::CronJob, ns, *cron_job),
+                    None => (WorkloadKind::Job, ns, name),
+                },
+                _ => return None,
+            };
+            found.index.get(&key).copied()
+        });
+        match owner {
+            Some(i) => {
+                let workload = &mut found.workloads[i];
+                workload.pods.push(pod);
+                if let Some(spec) = &pod.spec {
+                    workload
+                        .claims
+                        .extend(pod_claims(spec, name_of(&pod.metadata)));
                 }
             }
-        }
-
-        let WorkloadSet {
-            mut workloads,
-            inline_volumes,
-            ..
-        } = found;
-
-        // StatefulSet claims: `<template>-<set>-<ordinal>`, found by stripping the ordinal.
-        // By namespace, then prefix, so that claims are looked up without allocating.
-        let mut template_prefixes: HashMap<&str, HashMap<String, usize>> = HashMap::default();
-        for (i, w) in workloads.iter().enumerate() {
-            let Some(sts) = w.stateful_set else { continue };
-            for template in sts.spec.volume_claim_templates.iter().flatten() {
-                let template_name = name_of(&template.metadata);
-                template_prefixes
-                    .entry(w.namespace)
-                    .or_default()
-                    .insert(format!("{template_name}-{}", name_of(w.meta)), i);
+            None => {
+                let volumes = pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.volumes.iter().flatten())
+                    .filter_map(|v| v.full.as_deref());
+                let claims = pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| pod_claims(s, name_of(&pod.metadata)))
+                    .collect();
+                found.add(
+                    WorkloadKind::Pod,
+                    &pod.metadata,
+                    None,
+                    volumes,
+                    claims,
+                    pod.metadata.labels.as_ref(),
+                    None,
+                );
+                if let Some(last) = found.workloads.last_mut() {
+                    last.pods.push(pod);
+                }
             }
         }
-        if !template_prefixes.is_empty() {
-            for pvc in snapshot
-                .persistent_volume_claims
-                .iter()
-                .filter(|c| in_scope(&c.metadata))
+    }
+
+    let WorkloadSet {
+        mut workloads,
+        inline_volumes,
+        ..
+    } = found;
+
+    // StatefulSet claims: `<template>-<set>-<ordinal>`, found by stripping the ordinal.
+    // By namespace, then prefix, so that claims are looked up without allocating.
+    let mut template_prefixes: HashMap<&str, HashMap<String, usize>> = HashMap::default();
+    for (i, w) in workloads.iter().enumerate() {
+        let Some(sts) = w.stateful_set else { continue };
+        for template in sts.spec.volume_claim_templates.iter().flatten() {
+            let template_name = name_of(&template.metadata);
+            template_prefixes
+                .entry(w.namespace)
+                .or_default()
+                .insert(format!("{template_name}-{}", name_of(w.meta)), i);
+        }
+    }
+    if !template_prefixes.is_empty() {
+        for pvc in snapshot
+            .persistent_volume_claims
+            .iter()
+            .filter(|c| in_scope(&c.metadata))
+        {
+            let name = name_of(&pvc.metadata);
+            let Some((prefix, ordinal)) = name.rsplit_once('-') else {
+                continue;
+            };
+            if ordinal.is_empty() || !ordinal.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            if let Some(&i) = template_prefixes
+                .get(namespace_of(&pvc.metadata))
+                .and_then(|prefixes| prefixes.get(prefix))
             {
-                let name = name_of(&pvc.metadata);
-                let Some((prefix, ordinal)) = name.rsplit_once('-') else {
-                    continue;
-                };
-                if ordinal.is_empty() || !ordinal.bytes().all(|b| b.is_ascii_digit()) {
-                    continue;
-                }
-                if let Some(&i) = template_prefixes
-                    .get(namespace_of(&pvc.metadata))
-                    .and_then(|prefixes| prefixes.get(prefix))
-                {
-                    workloads[i].claims.insert(name.to_owned());
-                }
+                workloads[i].claims.insert(name.to_owned());
             }
         }
+    }
     Discovered {
         workloads,
         inline_volumes,
