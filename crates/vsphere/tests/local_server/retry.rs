@@ -1,14 +1,14 @@
 //! Retries with backoff against a tiny local HTTP server that misbehaves on purpose:
 //! transient failures are retried until the server answers, SOAP faults are final.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use csi_migrate_vsphere::{ClientOptions, FaultKind, VcenterClient, VsphereError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use super::{read_request, respond};
 
 /// What the server does with the n-th request (0-based).
 #[derive(Clone, Copy)]
@@ -58,45 +58,11 @@ async fn serve(
                     Answer::ServiceContent => (200, SERVICE_CONTENT.to_owned()),
                     Answer::Fault => (500, LOGIN_FAULT.to_owned()),
                 };
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
+                respond(&mut socket, status, "", &body).await;
             });
         }
     });
     (url, count)
-}
-
-/// Reads one request (headers and a `Content-Length` body).
-async fn read_request(socket: &mut tokio::net::TcpStream) {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let Ok(n) = socket.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buffer);
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if buffer.len() >= end + 4 + length {
-                return;
-            }
-        }
-    }
 }
 
 fn fast_retries() -> ClientOptions {

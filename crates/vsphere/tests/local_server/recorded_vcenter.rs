@@ -1,13 +1,13 @@
 //! What vcsim cannot show, against recorded real-vCenter answers served by a tiny local
 //! HTTP server: the `keepAfterDeleteVm` control flag (vcsim answers `MethodNotFound`) and
 //! the 8.0U3 registration that sets it by itself.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
 
 use csi_migrate_vsphere::{ClientOptions, Credentials, VcenterClient, VolumePath};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use super::{read_request, respond};
 
 const ENVELOPE_START: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>"#;
 const ENVELOPE_END: &str = "</soapenv:Body></soapenv:Envelope>";
@@ -76,12 +76,8 @@ async fn recorded_vcenter(
                     log.lock().unwrap().push(format!("{method} {body}"));
                     answer(api_version, set_flags_supported, &method, &body)
                 };
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nSet-Cookie: vmware_soap_session=\"abc\"; Path=/\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                    text.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
+                let cookie = "Set-Cookie: vmware_soap_session=\"abc\"; Path=/\r\n";
+                respond(&mut socket, status, cookie, &text).await;
             });
         }
     });
@@ -97,33 +93,6 @@ fn soap_method(body: &str) -> String {
         .next()
         .unwrap_or_default()
         .to_owned()
-}
-
-async fn read_request(socket: &mut tokio::net::TcpStream) -> (String, String) {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = socket.read(&mut chunk).await.unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buffer).into_owned();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if buffer.len() >= end + 4 + length {
-                return (text[..end].to_owned(), text[end + 4..].to_owned());
-            }
-        }
-    }
-    (String::new(), String::new())
 }
 
 async fn register(url: &str) -> csi_migrate_vsphere::CnsRegistration {
