@@ -676,6 +676,27 @@ impl Preflight {
     }
 }
 
+/// A workload's name, namespace and uid, and `kind/namespace/name` as blockers name it.
+pub(crate) struct WorkloadIdentity {
+    name: String,
+    namespace: String,
+    uid: String,
+    object: String,
+}
+
+impl WorkloadIdentity {
+    fn of(kind: WorkloadKind, meta: &ObjectMeta) -> Self {
+        let name = meta.name.clone().unwrap_or_default();
+        let namespace = meta.namespace.clone().unwrap_or_default();
+        Self {
+            object: format!("{kind}/{namespace}/{name}"),
+            uid: meta.uid.clone().unwrap_or_default(),
+            name,
+            namespace,
+        }
+    }
+}
+
 /// What every claim of one plan is checked against.
 pub(crate) struct VolumeContext<'a> {
     snapshot: &'a WorkloadSnapshot,

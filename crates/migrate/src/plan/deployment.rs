@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use csi_migrate_translate::Translator;
 
 use super::{
-    Batch, PLAN_API_VERSION, Plan, PlanError, PlanOptions, Preflight, VolumeContext, WorkloadKind,
-    is_on_csi, pods_using,
+    Batch, PLAN_API_VERSION, Plan, PlanError, PlanOptions, Preflight, VolumeContext,
+    WorkloadIdentity, WorkloadKind, is_on_csi, pods_using,
 };
 use crate::snapshot::WorkloadSnapshot;
 
@@ -24,10 +24,12 @@ pub fn plan_deployment(
         return Err(PlanError::missing(WorkloadKind::Deployment));
     };
     let mut preflight = Preflight::default();
-    let name = deployment.metadata.name.clone().unwrap_or_default();
-    let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
-    let uid = deployment.metadata.uid.clone().unwrap_or_default();
-    let object = format!("deployment/{namespace}/{name}");
+    let WorkloadIdentity {
+        name,
+        namespace,
+        uid,
+        object,
+    } = WorkloadIdentity::of(WorkloadKind::Deployment, &deployment.metadata);
     let spec = &deployment.spec;
     let replicas = spec.replicas.unwrap_or(1);
 

@@ -2,7 +2,7 @@
 
 use super::{
     Batch, PLAN_API_VERSION, Plan, PlanError, PlanOptions, PodPlan, Preflight, VolumeContext,
-    WorkloadKind, is_ready, recreated_pod, recreated_statefulset,
+    WorkloadIdentity, WorkloadKind, is_ready, recreated_pod, recreated_statefulset,
 };
 use crate::snapshot::WorkloadSnapshot;
 use csi_migrate_translate::Translator;
@@ -19,10 +19,12 @@ pub fn plan_statefulset(
         return Err(PlanError::missing(WorkloadKind::StatefulSet));
     };
     let mut preflight = Preflight::default();
-    let name = set.metadata.name.clone().unwrap_or_default();
-    let namespace = set.metadata.namespace.clone().unwrap_or_default();
-    let set_uid = set.metadata.uid.clone().unwrap_or_default();
-    let set_object = format!("statefulset/{namespace}/{name}");
+    let WorkloadIdentity {
+        name,
+        namespace,
+        uid: set_uid,
+        object: set_object,
+    } = WorkloadIdentity::of(WorkloadKind::StatefulSet, &set.metadata);
     let set_spec = &set.spec;
     let replicas = set_spec.replicas.unwrap_or(1);
 

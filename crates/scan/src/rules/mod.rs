@@ -119,6 +119,19 @@ pub(crate) fn pv_object(name: &str) -> ObjectRef {
     ObjectRef::cluster("PersistentVolume", name)
 }
 
+/// Every in-tree vSphere PV with its `volumePath`.
+pub(crate) fn vsphere_volume_paths<'v, 'a>(
+    view: &'v ClusterView<'a>,
+) -> impl Iterator<Item = (&'v crate::view::InTreeVolume<'a>, &'a str)> {
+    view.in_tree_volumes
+        .iter()
+        .filter(|v| v.plugin.name == csi_migrate_translate::plugins::vsphere::PLUGIN_NAME)
+        .filter_map(|volume| {
+            let source = volume.pv.spec.as_ref()?.vsphere_volume.as_ref()?;
+            Some((volume, source.volume_path.as_str()))
+        })
+}
+
 /// `StorageClass/<name>`.
 pub(crate) fn class_object(name: &str) -> ObjectRef {
     ObjectRef::cluster("StorageClass", name)

@@ -3,7 +3,7 @@
 use csi_migrate_translate::plugins::vsphere;
 
 use crate::report::{Finding, Severity};
-use crate::rules::{Rule, pv_object};
+use crate::rules::{Rule, pv_object, vsphere_volume_paths};
 use crate::snapshot::ResourceKind;
 use crate::view::ClusterView;
 
@@ -28,20 +28,7 @@ impl Rule for VsphereDatastoreMissing {
         let Some(facts) = &view.snapshot.vcenter else {
             return;
         };
-        for volume in view
-            .in_tree_volumes
-            .iter()
-            .filter(|v| v.plugin.name == vsphere::PLUGIN_NAME)
-        {
-            let Some(path) = volume
-                .pv
-                .spec
-                .as_ref()
-                .and_then(|s| s.vsphere_volume.as_ref())
-                .map(|v| v.volume_path.as_str())
-            else {
-                continue;
-            };
+        for (volume, path) in vsphere_volume_paths(view) {
             if facts
                 .disks
                 .get(path)
