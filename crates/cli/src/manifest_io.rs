@@ -113,7 +113,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
             return Ok(values);
         }
     }
-    serde_saphyr::from_multiple::<Value>(text).map_err(|e| e.to_string())
+    csi_migrate_scan::load::files::yaml_documents(text).map_err(|e| e.to_string())
 }
 
 /// Writes objects as YAML documents separated by `---`.

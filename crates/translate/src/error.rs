@@ -81,8 +81,14 @@ pub enum TranslateError {
     },
 
     /// Zone labels could not be turned into a region (GCE regional disks, rollback topology).
-    #[error("failed to get region from zones: {0}")]
-    Region(RegionError),
+    #[error("{field}: failed to get region from zones: {error}")]
+    Region {
+        /// Where the zones came from, e.g. `metadata.labels[topology.kubernetes.io/zone]`
+        /// or `spec.nodeAffinity.required.nodeSelectorTerms[0]`.
+        field: String,
+        /// Why no single region follows from them.
+        error: RegionError,
+    },
 
     /// A volume handle does not have the shape the driver uses.
     #[error("invalid volume handle {handle:?} in {field}: {reason}")]
@@ -156,6 +162,17 @@ pub enum RegionError {
     /// The zones belong to more than one region.
     #[error("multiple or no regions gotten from zones, got: {0:?}")]
     MultipleRegions(Vec<String>),
+}
+
+#[cfg(test)]
+impl TranslateError {
+    /// A region error at `field`, for table tests.
+    pub(crate) fn region(field: &str, error: RegionError) -> Self {
+        Self::Region {
+            field: field.to_owned(),
+            error,
+        }
+    }
 }
 
 /// Quotes a string as Go's `%#v` (`strconv.Quote`) does, for upstream's messages:

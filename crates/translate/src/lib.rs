@@ -44,9 +44,10 @@
 //! - **The caller's object is never changed.** Every [`Translator`] method works on
 //!   a copy (upstream plugins mutate their argument).
 //! - **Determinism where upstream follows Go map order:**
-//!   - a PV or volume with two in-tree sources, or an in-tree source and `spec.csi`,
-//!     is rejected with [`TranslateError::MultipleSources`] (the API server would
-//!     reject it too);
+//!   - a PV or volume that sets any second volume source beside the one being
+//!     translated (another plugin's, `csi`, `nfs`, `emptyDir`…), in either
+//!     direction, is rejected with [`TranslateError::MultipleSources`] (the API
+//!     server would reject it too; upstream would drop or keep one at random);
 //!   - a StorageClass with both `zone` and `zones` is rejected with
 //!     [`TranslateError::ZoneAndZones`], as the in-tree provisioners do;
 //!   - two parameters that translate to the same key (`fstype` and

@@ -38,6 +38,26 @@ pub enum ManifestError {
         /// The translator's reason.
         error: TranslateError,
     },
+    /// The translator refused one or more of a Pod's inline volumes (all are reported).
+    #[error("{object}: {}", failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    InlineVolumes {
+        /// `Pod "name"`.
+        object: String,
+        /// Every volume that could not be translated, in the Pod's order.
+        failures: Vec<InlineVolumeFailure>,
+    },
+}
+
+/// One inline volume of a Pod that could not be translated.
+#[derive(Debug, Error)]
+#[error("spec.volumes[{index}] ({name}): {error}")]
+pub struct InlineVolumeFailure {
+    /// Position in `spec.volumes`.
+    pub index: usize,
+    /// The volume's name.
+    pub name: String,
+    /// The translator's reason.
+    pub error: TranslateError,
 }
 
 fn describe(object: &Value) -> String {
@@ -89,6 +109,9 @@ pub fn translate_manifest(
         (kind, _, _)
             if kind == "List" || (kind.ends_with("List") && object.get("items").is_some()) =>
         {
+            // The API server's typed lists (`PersistentVolumeList`) leave `kind` and
+            // `apiVersion` off their items: take them from the list.
+            let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
             let mut items = Vec::new();
             for item in object
                 .get("items")
@@ -96,7 +119,20 @@ pub fn translate_manifest(
                 .into_iter()
                 .flatten()
             {
-                items.extend(translate_manifest(translator, item, direction)?);
+                let translated = match (item_kind, item.get("kind")) {
+                    (Some(item_kind), None) => {
+                        let mut typed_item = item.clone();
+                        if let Some(fields) = typed_item.as_object_mut() {
+                            fields.insert("kind".to_owned(), item_kind.into());
+                            fields
+                                .entry("apiVersion")
+                                .or_insert_with(|| group_version.into());
+                        }
+                        translate_manifest(translator, &typed_item, direction)?
+                    }
+                    _ => translate_manifest(translator, item, direction)?,
+                };
+                items.extend(translated);
             }
             let mut list = object.clone();
             list["items"] = Value::Array(items);
@@ -137,16 +173,28 @@ pub fn translate_manifest(
             let pod: Pod = typed(object)?;
             let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
             let mut pvs = Vec::new();
-            for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-                if translator
-                    .plugin_for_inline(volume)
-                    .map_err(fail)?
-                    .is_some()
-                {
-                    pvs.push(untyped(
-                        &translator.inline_to_csi(volume, namespace).map_err(fail)?,
-                    ));
+            let mut failures = Vec::new();
+            let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
+            for (index, volume) in volumes.enumerate() {
+                let translated = translator.plugin_for_inline(volume).and_then(|plugin| {
+                    plugin
+                        .map(|_| translator.inline_to_csi(volume, namespace))
+                        .transpose()
+                });
+                match translated {
+                    Ok(pv) => pvs.extend(pv.as_ref().map(untyped)),
+                    Err(error) => failures.push(InlineVolumeFailure {
+                        index,
+                        name: volume.name.clone(),
+                        error,
+                    }),
                 }
+            }
+            if !failures.is_empty() {
+                return Err(ManifestError::InlineVolumes {
+                    object: describe(object),
+                    failures,
+                });
             }
             Ok(if pvs.is_empty() {
                 vec![object.clone()]
@@ -196,6 +244,41 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0]["items"][0]["spec"]["csi"]["volumeHandle"], "v-a");
         assert_eq!(out[0]["items"][1]["kind"], "ConfigMap");
+    }
+
+    #[test]
+    fn typed_list_items_without_kind_take_it_from_the_list() {
+        // What the API server returns for GET /api/v1/persistentvolumes.
+        let list = json!({"apiVersion": "v1", "kind": "PersistentVolumeList", "items": [
+            {"metadata": {"name": "a"}, "spec": {"cinder": {"volumeID": "v-a"}}}
+        ]});
+        let out = run(list, Direction::ToCsi).unwrap_or_default();
+        assert_eq!(out[0]["kind"], "PersistentVolumeList");
+        assert_eq!(out[0]["items"][0]["spec"]["csi"]["volumeHandle"], "v-a");
+        assert_eq!(out[0]["items"][0]["spec"].get("cinder"), None);
+    }
+
+    #[test]
+    fn every_untranslatable_inline_volume_is_named_by_its_path() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "c", "image": "i"}], "volumes": [
+            {"name": "ok", "cinder": {"volumeID": "v"}},
+            {"name": "bad", "azureDisk": {"diskName": "d", "diskURI": "/x", "kind": "Dedicated"}},
+            {"name": "bad2", "awsElasticBlockStore": {"volumeID": "aws://"}}
+        ]}});
+        let err = run(pod, Direction::ToCsi)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("Pod \"web\": spec.volumes[1] (bad): kind(Dedicated) is not supported"),
+            "{err}"
+        );
+        assert!(
+            err.contains("; spec.volumes[2] (bad2): invalid AWS EBS volume ID"),
+            "{err}"
+        );
+        assert!(!err.contains("(ok)"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{
     TopologySelectorLabelRequirement, TopologySelectorTerm, VolumeNodeAffinity,
 };
 
-use crate::error::RegionError;
+use crate::error::{RegionError, TranslateError};
 
 /// GA zone label.
 pub const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
@@ -164,7 +164,7 @@ pub(crate) fn csi_to_in_tree(
     pv: &mut PersistentVolume,
     csi_key: &str,
     region_parser: Option<RegionParser>,
-) -> Result<(), RegionError> {
+) -> Result<(), TranslateError> {
     let (zone_label, _) = label_family(pv);
     rename_affinity_key(pv, csi_key, zone_label);
     if let Some(parser) = region_parser {
@@ -178,9 +178,12 @@ pub(crate) fn csi_to_in_tree(
 }
 
 /// Adds a region expression to every term that lacks one, derived from that term's zones.
-fn add_region_affinity(pv: &mut PersistentVolume, parser: RegionParser) -> Result<(), RegionError> {
+fn add_region_affinity(
+    pv: &mut PersistentVolume,
+    parser: RegionParser,
+) -> Result<(), TranslateError> {
     let (zone_label, region_label) = label_family(pv);
-    for term in terms_mut(pv) {
+    for (index, term) in terms_mut(pv).iter_mut().enumerate() {
         let mut zones = Vec::new();
         let mut has_region = false;
         for expr in expressions(term) {
@@ -195,7 +198,10 @@ fn add_region_affinity(pv: &mut PersistentVolume, parser: RegionParser) -> Resul
         if has_region {
             continue;
         }
-        let region = parser(&zones)?;
+        let region = parser(&zones).map_err(|error| TranslateError::Region {
+            field: format!("spec.nodeAffinity.required.nodeSelectorTerms[{index}]"),
+            error,
+        })?;
         term.match_expressions
             .get_or_insert_with(Vec::new)
             .push(NodeSelectorRequirement {
@@ -373,7 +379,10 @@ mod tests {
         };
         assert_eq!(
             csi_to_in_tree(&mut pv, "csi", Some(parser)),
-            Err(RegionError::NoZones)
+            Err(TranslateError::region(
+                "spec.nodeAffinity.required.nodeSelectorTerms[0]",
+                RegionError::NoZones
+            ))
         );
     }
 }

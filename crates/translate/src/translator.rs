@@ -1,6 +1,6 @@
 //! The registry of plugins and the entry points that pick the right one for an object.
 
-use k8s_openapi::api::core::v1::{PersistentVolume, Volume};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeSpec, Volume};
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::error::{Result, TranslateError};
@@ -79,42 +79,40 @@ impl Translator {
             .ok_or_else(|| TranslateError::NoInTreePluginForDriver(driver.to_owned()))
     }
 
-    /// The one plugin whose in-tree source the PV sets; an error if it sets several.
+    /// The one plugin whose in-tree source the PV sets; an error if the PV sets any
+    /// other volume source beside it (another plugin's, `csi`, `nfs`…), which the API
+    /// server would reject and which would leave two sources in the translation.
     pub fn plugin_for_pv(
         &self,
         pv: &PersistentVolume,
     ) -> Result<Option<&'static dyn InTreePlugin>> {
-        let mut found = self.plugins().filter(|p| p.can_support(pv));
-        let first = found.next();
-        if let (Some(first), Some(second)) = (first, found.next()) {
-            return Err(TranslateError::MultipleSources {
+        let Some(plugin) = self.plugins().find(|p| p.can_support(pv)) else {
+            return Ok(None);
+        };
+        let spec = pv.spec.as_ref();
+        match spec.and_then(|s| other_source(pv_sources(s), plugin.source_field())) {
+            Some(second) => Err(TranslateError::MultipleSources {
                 object: describe_pv(pv),
-                first: first.source_field(),
-                second: second.source_field(),
-            });
+                first: plugin.source_field(),
+                second,
+            }),
+            None => Ok(Some(plugin)),
         }
-        if let Some(first) = first
-            && pv.spec.as_ref().is_some_and(|s| s.csi.is_some())
-        {
-            return Err(TranslateError::MultipleSources {
-                object: describe_pv(pv),
-                first: first.source_field(),
-                second: "csi",
-            });
-        }
-        Ok(first)
     }
 
-    /// The one plugin whose in-tree source the pod volume sets; an error if it sets several.
+    /// The one plugin whose in-tree source the pod volume sets; an error if the volume
+    /// sets any other source beside it.
     pub fn plugin_for_inline(&self, volume: &Volume) -> Result<Option<&'static dyn InTreePlugin>> {
-        let mut found = self.plugins().filter(|p| p.can_support_inline(volume));
-        match (found.next(), found.next()) {
-            (Some(first), Some(second)) => Err(TranslateError::MultipleSources {
+        let Some(plugin) = self.plugins().find(|p| p.can_support_inline(volume)) else {
+            return Ok(None);
+        };
+        match other_source(volume_sources(volume), plugin.source_field()) {
+            Some(second) => Err(TranslateError::MultipleSources {
                 object: describe_volume(volume),
-                first: first.source_field(),
-                second: second.source_field(),
+                first: plugin.source_field(),
+                second,
             }),
-            (first, _) => Ok(first),
+            None => Ok(Some(plugin)),
         }
     }
 
@@ -191,6 +189,19 @@ impl Translator {
         let plugin = self
             .plugin_by_csi_driver(&csi.driver)
             .ok_or_else(|| TranslateError::UnknownCsiDriver(csi.driver.clone()))?;
+        // A second source would be overwritten (the plugin's own) or kept beside the
+        // in-tree one (any other): refuse rather than guess which one the user meant.
+        if let Some(second) = pv
+            .spec
+            .as_ref()
+            .and_then(|s| other_source(pv_sources(s), "csi"))
+        {
+            return Err(TranslateError::MultipleSources {
+                object: describe_pv(pv),
+                first: "csi",
+                second,
+            });
+        }
         plugin.csi_pv_to_in_tree(pv.clone())
     }
 
@@ -206,6 +217,81 @@ impl Translator {
             .ok_or_else(|| TranslateError::NoInTreePluginForDriver(driver.to_owned()))?;
         plugin.repair_volume_handle(volume_handle, node_id)
     }
+}
+
+/// The first set source field other than `own`.
+fn other_source<const N: usize>(
+    sources: [(&'static str, bool); N],
+    own: &str,
+) -> Option<&'static str> {
+    sources
+        .into_iter()
+        .find(|(field, set)| *set && *field != own)
+        .map(|(field, _)| field)
+}
+
+/// Every volume source field of a PersistentVolume, and whether it is set.
+fn pv_sources(s: &PersistentVolumeSpec) -> [(&'static str, bool); 22] {
+    [
+        ("awsElasticBlockStore", s.aws_elastic_block_store.is_some()),
+        ("azureDisk", s.azure_disk.is_some()),
+        ("azureFile", s.azure_file.is_some()),
+        ("cephfs", s.cephfs.is_some()),
+        ("cinder", s.cinder.is_some()),
+        ("csi", s.csi.is_some()),
+        ("fc", s.fc.is_some()),
+        ("flexVolume", s.flex_volume.is_some()),
+        ("flocker", s.flocker.is_some()),
+        ("gcePersistentDisk", s.gce_persistent_disk.is_some()),
+        ("glusterfs", s.glusterfs.is_some()),
+        ("hostPath", s.host_path.is_some()),
+        ("iscsi", s.iscsi.is_some()),
+        ("local", s.local.is_some()),
+        ("nfs", s.nfs.is_some()),
+        ("photonPersistentDisk", s.photon_persistent_disk.is_some()),
+        ("portworxVolume", s.portworx_volume.is_some()),
+        ("quobyte", s.quobyte.is_some()),
+        ("rbd", s.rbd.is_some()),
+        ("scaleIO", s.scale_io.is_some()),
+        ("storageos", s.storageos.is_some()),
+        ("vsphereVolume", s.vsphere_volume.is_some()),
+    ]
+}
+
+/// Every volume source field of a pod volume, and whether it is set.
+fn volume_sources(v: &Volume) -> [(&'static str, bool); 30] {
+    [
+        ("awsElasticBlockStore", v.aws_elastic_block_store.is_some()),
+        ("azureDisk", v.azure_disk.is_some()),
+        ("azureFile", v.azure_file.is_some()),
+        ("cephfs", v.cephfs.is_some()),
+        ("cinder", v.cinder.is_some()),
+        ("configMap", v.config_map.is_some()),
+        ("csi", v.csi.is_some()),
+        ("downwardAPI", v.downward_api.is_some()),
+        ("emptyDir", v.empty_dir.is_some()),
+        ("ephemeral", v.ephemeral.is_some()),
+        ("fc", v.fc.is_some()),
+        ("flexVolume", v.flex_volume.is_some()),
+        ("flocker", v.flocker.is_some()),
+        ("gcePersistentDisk", v.gce_persistent_disk.is_some()),
+        ("gitRepo", v.git_repo.is_some()),
+        ("glusterfs", v.glusterfs.is_some()),
+        ("hostPath", v.host_path.is_some()),
+        ("image", v.image.is_some()),
+        ("iscsi", v.iscsi.is_some()),
+        ("nfs", v.nfs.is_some()),
+        ("persistentVolumeClaim", v.persistent_volume_claim.is_some()),
+        ("photonPersistentDisk", v.photon_persistent_disk.is_some()),
+        ("portworxVolume", v.portworx_volume.is_some()),
+        ("projected", v.projected.is_some()),
+        ("quobyte", v.quobyte.is_some()),
+        ("rbd", v.rbd.is_some()),
+        ("scaleIO", v.scale_io.is_some()),
+        ("secret", v.secret.is_some()),
+        ("storageos", v.storageos.is_some()),
+        ("vsphereVolume", v.vsphere_volume.is_some()),
+    ]
 }
 
 fn no_plugin(name: Option<&str>) -> TranslateError {
@@ -536,6 +622,58 @@ mod tests {
             t.inline_to_csi(&inline, "").unwrap_err().to_string(),
             "volume \"v2\" sets more than one volume source: cinder and portworxVolume"
         );
+    }
+
+    #[test]
+    fn a_second_source_of_any_kind_is_rejected_in_every_direction() {
+        let t = Translator::new();
+        let multiple = |object: &str, first, second| TranslateError::MultipleSources {
+            object: object.to_owned(),
+            first,
+            second,
+        };
+        // In-tree -> CSI: a source no plugin migrates still counts (the result would
+        // carry both `csi` and `nfs`).
+        let with_nfs = pv(json!({"metadata": {"name": "a"}, "spec": {
+            "gcePersistentDisk": {"pdName": "d"}, "nfs": {"server": "s", "path": "/"}}}));
+        assert_eq!(
+            t.pv_to_csi(&with_nfs).unwrap_err(),
+            multiple("persistent volume \"a\"", "gcePersistentDisk", "nfs")
+        );
+        // Rollback: the in-tree source beside `csi` would be silently overwritten.
+        let rollback = pv(json!({"metadata": {"name": "b"}, "spec": {
+            "gcePersistentDisk": {"pdName": "x"},
+            "csi": {"driver": "pd.csi.storage.gke.io",
+                    "volumeHandle": "projects/UNSPECIFIED/zones/UNSPECIFIED/disks/d"}}}));
+        assert_eq!(
+            t.pv_to_in_tree(&rollback).unwrap_err(),
+            multiple("persistent volume \"b\"", "csi", "gcePersistentDisk")
+        );
+        let rollback_nfs = pv(json!({"metadata": {"name": "c"}, "spec": {
+            "nfs": {"server": "s", "path": "/"},
+            "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": "vol-1"}}}));
+        assert_eq!(
+            t.pv_to_in_tree(&rollback_nfs).unwrap_err(),
+            multiple("persistent volume \"c\"", "csi", "nfs")
+        );
+        // Inline: an in-tree source beside `csi` or `emptyDir`.
+        for (other, source) in [
+            ("csi", json!({"driver": "pd.csi.storage.gke.io"})),
+            ("emptyDir", json!({})),
+        ] {
+            let inline =
+                vol(json!({"name": "v", "gcePersistentDisk": {"pdName": "d"}, other: source}));
+            assert_eq!(
+                t.inline_to_csi(&inline, "ns").unwrap_err(),
+                multiple("volume \"v\"", "gcePersistentDisk", other),
+                "{other}"
+            );
+            assert!(!t.is_inline_migratable(&inline), "{other}");
+        }
+        // One source alone is still fine.
+        let single = pv(json!({"metadata": {"name": "d"}, "spec": {
+            "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": "vol-1"}}}));
+        assert!(t.pv_to_in_tree(&single).is_ok());
     }
 
     #[test]

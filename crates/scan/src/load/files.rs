@@ -221,11 +221,10 @@ impl SnapshotBuilder {
                 return Ok(());
             }
         }
-        let documents =
-            serde_saphyr::from_multiple::<Value>(text).map_err(|e| LoadError::Syntax {
-                origin: origin(1),
-                message: e.to_string(),
-            })?;
+        let documents = yaml_documents(text).map_err(|e| LoadError::Syntax {
+            origin: origin(1),
+            message: e.to_string(),
+        })?;
         for (i, value) in documents.into_iter().enumerate() {
             self.add_value(value, &origin(i + 1))?;
         }
@@ -466,6 +465,24 @@ impl SnapshotBuilder {
 /// The value of the top-level `"kind"` key of a JSON object, found by scanning bytes
 /// until it appears (kubectl writes it second), without parsing the rest. `None` when
 /// it is absent or escaped; the caller then asks serde.
+/// Parses a multi-document YAML stream. The parser's default budgets (1,024 documents,
+/// 250,000 nodes) would refuse an ordinary `kubectl get -o yaml` of a large cluster, so
+/// the size budgets grow with the text, which is already in memory; the alias and
+/// anchor budgets that stop "billion laughs" expansion keep their defaults.
+pub fn yaml_documents(text: &str) -> Result<Vec<Value>, serde_saphyr::Error> {
+    // Every document, node and event needs at least one byte of input.
+    let size = text.len().saturating_add(1024);
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: size,
+            max_nodes: size,
+            max_events: size.saturating_mul(2),
+            max_total_scalar_bytes: size,
+        },
+    };
+    serde_saphyr::from_multiple_with_options::<Value>(text, options)
+}
+
 fn top_level_kind(text: &str) -> Option<&str> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
@@ -667,6 +684,33 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<ClusterSnapshot, LoadError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_streams_larger_than_the_parser_defaults_are_read() {
+        // 2,000 documents (default budget 1,024) and a List of 40,000 items
+        // (about 320,000 nodes; default budget 250,000).
+        let documents: String = (0..2_000)
+            .map(|i| format!("---\nkind: ConfigMap\nmetadata:\n  name: c{i}\n"))
+            .collect();
+        assert_eq!(yaml_documents(&documents).unwrap().len(), 2_000);
+        let items: String = (0..40_000)
+            .map(|i| format!("- kind: PersistentVolume\n  metadata:\n    name: pv{i}\n  spec:\n    capacity: {{storage: 1Gi}}\n"))
+            .collect();
+        let list = format!("kind: List\napiVersion: v1\nitems:\n{items}");
+        let parsed = yaml_documents(&list).unwrap();
+        assert_eq!(parsed[0]["items"].as_array().map(Vec::len), Some(40_000));
+    }
+
+    #[test]
+    fn yaml_alias_bombs_are_still_refused() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..12 {
+            let previous = format!("*a{}", level - 1);
+            let row = vec![previous; 10].join(", ");
+            bomb.push_str(&format!("a{level}: &a{level} [{row}]\n"));
+        }
+        assert!(yaml_documents(&bomb).is_err());
+    }
 
     fn load(text: &str) -> Result<ClusterSnapshot, LoadError> {
         let mut builder = SnapshotBuilder::new();

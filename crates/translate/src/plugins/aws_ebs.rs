@@ -266,8 +266,7 @@ impl InTreePlugin for AwsEbs {
             }
             None => None,
         };
-        topology::csi_to_in_tree(&mut pv, TOPOLOGY_KEY, Some(region_from_zones))
-            .map_err(TranslateError::Region)?;
+        topology::csi_to_in_tree(&mut pv, TOPOLOGY_KEY, Some(region_from_zones))?;
         spec_mut(&mut pv).aws_elastic_block_store = Some(AWSElasticBlockStoreVolumeSource {
             volume_id: csi.volume_handle,
             fs_type: omit_empty(csi.fs_type),
@@ -706,9 +705,10 @@ mod tests {
             Case {
                 name: "ebs_rollback_unknown_zone_format_fails",
                 input: csi_pv(json!({}), &[&["us-west-10a"]]),
-                want: Err(TranslateError::Region(RegionError::UnexpectedAwsZone(
-                    "us-west-10a".into(),
-                ))),
+                want: Err(TranslateError::region(
+                    "spec.nodeAffinity.required.nodeSelectorTerms[0]",
+                    RegionError::UnexpectedAwsZone("us-west-10a".into()),
+                )),
             },
         ];
         for case in cases {

@@ -91,8 +91,7 @@ impl InTreePlugin for Cinder {
             return Err(missing_pv_source("spec.csi", &pv));
         };
         // Cinder has no region parser: only the zone comes back.
-        topology::csi_to_in_tree(&mut pv, TOPOLOGY_KEY, None)
-            .map_err(crate::TranslateError::Region)?;
+        topology::csi_to_in_tree(&mut pv, TOPOLOGY_KEY, None)?;
         spec_mut(&mut pv).cinder = Some(CinderPersistentVolumeSource {
             volume_id: csi.volume_handle,
             fs_type: omit_empty(csi.fs_type),

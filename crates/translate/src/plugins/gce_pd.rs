@@ -146,9 +146,15 @@ impl InTreePlugin for GcePd {
         let beta_zone = labels
             .and_then(|l| l.get(LABEL_BETA_ZONE))
             .filter(|z| !z.is_empty());
-        let zone_label = beta_zone
-            .or_else(|| labels.and_then(|l| l.get(LABEL_ZONE)))
-            .map_or("", String::as_str);
+        let (zone_key, zone_label) = match beta_zone {
+            Some(zone) => (LABEL_BETA_ZONE, zone.as_str()),
+            None => (
+                LABEL_ZONE,
+                labels
+                    .and_then(|l| l.get(LABEL_ZONE))
+                    .map_or("", String::as_str),
+            ),
+        };
         let zones: Vec<String> = zone_label
             .split(MULTI_ZONE_DELIMITER)
             .map(str::to_owned)
@@ -156,7 +162,10 @@ impl InTreePlugin for GcePd {
         let handle = match zones.as_slice() {
             [zone] if !zone.is_empty() => zonal_handle(UNSPECIFIED, zone, &pd.pd_name),
             [_, _, ..] => {
-                let region = region_from_zones(&zones).map_err(TranslateError::Region)?;
+                let region = region_from_zones(&zones).map_err(|error| TranslateError::Region {
+                    field: format!("metadata.labels[{zone_key}]"),
+                    error,
+                })?;
                 regional_handle(UNSPECIFIED, &region, &pd.pd_name)
             }
             _ => zonal_handle(UNSPECIFIED, UNSPECIFIED, &pd.pd_name),
@@ -198,8 +207,7 @@ impl InTreePlugin for GcePd {
             &mut pv,
             TOPOLOGY_KEY,
             Some(|z: &[String]| region_from_zones(z)),
-        )
-        .map_err(TranslateError::Region)?;
+        )?;
         spec_mut(&mut pv).gce_persistent_disk = Some(GCEPersistentDiskVolumeSource {
             pd_name,
             fs_type: omit_empty(csi.fs_type),
@@ -237,7 +245,12 @@ impl InTreePlugin for GcePd {
             }
             "regions" => {
                 let region = if handle[3] == UNSPECIFIED {
-                    region_from_zones(&[node_zone.to_owned()]).map_err(TranslateError::Region)?
+                    region_from_zones(&[node_zone.to_owned()]).map_err(|error| {
+                        TranslateError::Region {
+                            field: "node ID".to_owned(),
+                            error,
+                        }
+                    })?
                 } else {
                     handle[3].to_owned()
                 };
@@ -585,9 +598,10 @@ mod tests {
             Case {
                 name: "gce_multi_zone_label_with_trailing_delimiter_is_rejected",
                 input: gce_pv(json!({LABEL_ZONE: "us-central1-a__"}), json!({})),
-                want: Err(TranslateError::Region(RegionError::UnexpectedGceZone(
-                    String::new(),
-                ))),
+                want: Err(TranslateError::region(
+                    "metadata.labels[topology.kubernetes.io/zone]",
+                    RegionError::UnexpectedGceZone(String::new()),
+                )),
             },
             Case {
                 name: "gce_multi_zone_label_across_regions_is_rejected",
@@ -595,17 +609,18 @@ mod tests {
                     json!({LABEL_ZONE: "us-central1-a__europe-west1-b"}),
                     json!({}),
                 ),
-                want: Err(TranslateError::Region(RegionError::MultipleRegions(vec![
-                    "europe-west1".into(),
-                    "us-central1".into(),
-                ]))),
+                want: Err(TranslateError::region(
+                    "metadata.labels[topology.kubernetes.io/zone]",
+                    RegionError::MultipleRegions(vec!["europe-west1".into(), "us-central1".into()]),
+                )),
             },
             Case {
                 name: "gce_malformed_zone_in_multi_zone_label_is_rejected",
                 input: gce_pv(json!({LABEL_ZONE: "us-central1-a__zone"}), json!({})),
-                want: Err(TranslateError::Region(RegionError::UnexpectedGceZone(
-                    "zone".into(),
-                ))),
+                want: Err(TranslateError::region(
+                    "metadata.labels[topology.kubernetes.io/zone]",
+                    RegionError::UnexpectedGceZone("zone".into()),
+                )),
             },
             Case {
                 name: "gce_beta_label_wins_for_handle_while_ga_wins_for_affinity",
@@ -989,7 +1004,10 @@ mod tests {
                     {"matchExpressions": [expr("kubernetes.io/hostname", &["n1"])]}]))),
                     json!({}),
                 ),
-                want: Err(TranslateError::Region(RegionError::NoZones)),
+                want: Err(TranslateError::region(
+                    "spec.nodeAffinity.required.nodeSelectorTerms[0]",
+                    RegionError::NoZones,
+                )),
             },
             Case {
                 name: "gce_rollback_malformed_zone_fails_region_derivation",
@@ -999,9 +1017,10 @@ mod tests {
                     {"matchExpressions": [expr(TOPOLOGY_KEY, &["zone1"])]}]))),
                     json!({}),
                 ),
-                want: Err(TranslateError::Region(RegionError::UnexpectedGceZone(
-                    "zone1".into(),
-                ))),
+                want: Err(TranslateError::region(
+                    "spec.nodeAffinity.required.nodeSelectorTerms[0]",
+                    RegionError::UnexpectedGceZone("zone1".into()),
+                )),
             },
             Case {
                 name: "gce_rollback_without_csi_source_is_rejected",
@@ -1060,7 +1079,7 @@ mod tests {
             ("gce_repair_rejects_malformed_node_zone_for_region",
                 "projects/UNSPECIFIED/regions/UNSPECIFIED/disks/d",
                 "projects/p/zones/zone1/instances/vm",
-                Err(TranslateError::Region(RegionError::UnexpectedGceZone("zone1".into())))),
+                Err(TranslateError::region("node ID", RegionError::UnexpectedGceZone("zone1".into())))),
         ];
         for (name, handle, node_id, want) in cases {
             assert_eq!(
