@@ -263,30 +263,57 @@ mod process {
     #[test]
     fn closed_stdout_ends_quietly() {
         let line = r#"{"op":"pv_to_csi","object":{"metadata":{"name":"p"},"spec":{"cinder":{"volumeID":"v"}}}}"#;
-        let input = format!("{line}\n").repeat(20_000);
-        let mut child = Command::new(BIN)
-            .args(["translate", "--jsonl"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-        });
-        let mut first = [0u8; 10];
-        child
-            .stdout
-            .as_mut()
-            .unwrap()
-            .read_exact(&mut first)
-            .unwrap();
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        assert!(out.status.success(), "exit {:?}", out.status);
-        assert_eq!(stderr(&out), "");
+        let manifest = "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: p}\n\
+                        spec: {cinder: {volumeID: v}}\n---\n";
+        let cases: [(&[&str], String); 2] = [
+            (
+                &["translate", "--jsonl"],
+                format!("{line}\n").repeat(20_000),
+            ),
+            (&["translate"], manifest.repeat(20_000)),
+        ];
+        for (args, input) in cases {
+            let mut child = Command::new(BIN)
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let writer = std::thread::spawn(move || {
+                let _ = stdin.write_all(input.as_bytes());
+            });
+            let mut first = [0u8; 10];
+            child
+                .stdout
+                .as_mut()
+                .unwrap()
+                .read_exact(&mut first)
+                .unwrap();
+            drop(child.stdout.take());
+            let out = child.wait_with_output().unwrap();
+            writer.join().unwrap();
+            assert!(out.status.success(), "{args:?}: exit {:?}", out.status);
+            assert_eq!(stderr(&out), "", "{args:?}");
+        }
+    }
+
+    #[test]
+    fn yaml_streams_beyond_the_parsers_default_budgets_are_translated() {
+        // 1,500 documents: more than the YAML parser's default of 1,024.
+        let manifest = "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: p}\n\
+                        spec: {cinder: {volumeID: v}}\n---\n";
+        let out = run(&["translate", "-o", "json"], &manifest.repeat(1_500));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1_500);
+        assert!(
+            items
+                .iter()
+                .all(|pv| pv["spec"]["csi"]["volumeHandle"] == "v")
+        );
     }
 
     #[test]
