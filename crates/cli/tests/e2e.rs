@@ -581,6 +581,265 @@ mod sim {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+    /// Writes `text` to `name` in a fresh directory for this test and returns its path.
+    fn manifest(test: &str, name: &str, text: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("csi-migrate-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn kubectl_server_side_apply_tracks_field_owners() {
+        let sim = Sim::start("ssa-owners", &[]);
+        let config = |labels: &str, value: &str| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\n  labels: {{{labels}}}\ndata: {{mode: {value}}}\n"
+            )
+        };
+        let first = manifest(
+            "ssa-owners",
+            "first.yaml",
+            &config("a: '1', b: '2'", "fast"),
+        );
+        sim.kubectl_ok(&["apply", "--server-side", "-f", &first]);
+        let second = manifest(
+            "ssa-owners",
+            "second.yaml",
+            &config("a: '1', c: '3'", "fast"),
+        );
+        sim.kubectl_ok(&["apply", "--server-side", "-f", &second]);
+        let labels = sim.kubectl_ok(&[
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.metadata.labels}",
+        ]);
+        assert_eq!(labels, r#"{"a":"1","c":"3"}"#);
+
+        // Another manager changing a field kubectl owns conflicts, unless it forces.
+        let other = manifest(
+            "ssa-owners",
+            "other.yaml",
+            &config("a: '1', c: '3'", "slow"),
+        );
+        let refused = sim.kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=operator",
+            "-f",
+            &other,
+        ]);
+        assert!(!refused.status.success());
+        assert!(
+            stderr(&refused)
+                .contains(r#"Apply failed with 1 conflict: conflict with "kubectl": .data.mode"#),
+            "{}",
+            stderr(&refused)
+        );
+        sim.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "--field-manager=operator",
+            "--force-conflicts",
+            "-f",
+            &other,
+        ]);
+        let mode = sim.kubectl_ok(&[
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data.mode}",
+        ]);
+        assert_eq!(mode, "slow");
+        let yaml = sim.kubectl_ok(&[
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "yaml",
+            "--show-managed-fields",
+        ]);
+        assert!(yaml.contains("manager: kubectl"), "{yaml}");
+        assert!(yaml.contains("manager: operator"), "{yaml}");
+        assert!(yaml.contains("operation: Apply"), "{yaml}");
+        assert!(yaml.contains("f:mode: {}"), "{yaml}");
+    }
+
+    #[test]
+    fn kubectl_leaves_field_validation_to_the_server() {
+        let sim = Sim::start("validation", &[]);
+        let typo = manifest(
+            "validation",
+            "typo.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: typo, namespace: default}\ndta: {a: '1'}\n",
+        );
+        let refused = sim.kubectl(&["apply", "-f", &typo]);
+        assert!(!refused.status.success());
+        assert!(
+            stderr(&refused).contains(r#"strict decoding error: unknown field "dta""#),
+            "{}",
+            stderr(&refused)
+        );
+        let warned = sim.kubectl(&["apply", "--validate=warn", "-f", &typo]);
+        assert!(warned.status.success(), "{}", stderr(&warned));
+        assert!(
+            stderr(&warned).contains(r#"Warning: unknown field "dta""#),
+            "{}",
+            stderr(&warned)
+        );
+    }
+
+    #[test]
+    fn kubectl_scales_statefulsets_and_prints_the_server_columns() {
+        let sim = Sim::start("tables", &["--scenario", "ebs-statefulset"]);
+        let scaled = sim.kubectl_ok(&["scale", "statefulset", "web", "--replicas=2"]);
+        assert!(scaled.contains("statefulset.apps/web scaled"), "{scaled}");
+        let replicas = sim.kubectl_ok(&[
+            "get",
+            "statefulset",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ]);
+        assert_eq!(replicas, "2");
+
+        let header = |args: &[&str]| {
+            let out = sim.kubectl_ok(args);
+            let first = out.lines().next().unwrap_or_default().to_owned();
+            first.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        assert_eq!(
+            header(&["get", "pv"]),
+            "NAME CAPACITY ACCESS MODES RECLAIM POLICY STATUS CLAIM STORAGECLASS VOLUMEATTRIBUTESCLASS REASON AGE"
+        );
+        assert_eq!(
+            header(&["get", "pvc", "-A"]),
+            "NAMESPACE NAME STATUS VOLUME CAPACITY ACCESS MODES STORAGECLASS VOLUMEATTRIBUTESCLASS AGE"
+        );
+        assert_eq!(
+            header(&["get", "pods", "-A"]),
+            "NAMESPACE NAME READY STATUS RESTARTS AGE"
+        );
+        assert_eq!(
+            header(&["get", "pods", "-A", "-o", "wide"]),
+            "NAMESPACE NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES"
+        );
+        assert_eq!(header(&["get", "sts", "-A"]), "NAMESPACE NAME READY AGE");
+        assert_eq!(
+            header(&["get", "storageclass"]),
+            "NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE"
+        );
+        let pvs = sim.kubectl_ok(&["get", "pv"]);
+        assert!(
+            pvs.lines()
+                .skip(1)
+                .all(|l| l.contains("RWO") && l.contains("Bound")),
+            "{pvs}"
+        );
+        let everything = sim.kubectl_ok(&[
+            "get",
+            "pv,pvc,pods,sts,deploy,sc,volumeattachments,csinodes,nodes,ns,events",
+            "-A",
+        ]);
+        assert!(everything.contains("persistentvolume/"), "{everything}");
+        assert!(everything.contains("statefulset.apps/web"), "{everything}");
+
+        // A watch prints the header and then rows from Table events.
+        let mut watcher = Command::new("kubectl")
+            .args(["get", "pods", "-n", "default", "-w", "--cache-dir"])
+            .arg(sim.dir.join("cache-watch"))
+            .env("KUBECONFIG", &sim.kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(watcher.stdout.take().unwrap()));
+        let first = lines.next().unwrap().unwrap();
+        let second = lines.next().unwrap().unwrap();
+        let _ = watcher.kill();
+        let _ = watcher.wait();
+        assert!(first.starts_with("NAME"), "{first}");
+        assert!(second.starts_with("web-"), "{second}");
+    }
+
+    #[test]
+    fn kubectl_patch_json_merge_and_strategic() {
+        let sim = Sim::start("patch", &[]);
+        let deployment = manifest(
+            "patch",
+            "deployment.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api, namespace: default}\n\
+             spec:\n  replicas: 1\n  selector: {matchLabels: {app: api}}\n  template:\n    metadata: {labels: {app: api}}\n\
+             \x20   spec:\n      containers: [{name: app, image: 'app:1'}, {name: side, image: 'side:1'}]\n",
+        );
+        sim.kubectl_ok(&["apply", "-f", &deployment]);
+        let get = |path: &str| {
+            sim.kubectl_ok(&[
+                "get",
+                "deployment",
+                "api",
+                "-o",
+                &format!("jsonpath={{{path}}}"),
+            ])
+        };
+        sim.kubectl_ok(&[
+            "patch",
+            "deployment",
+            "api",
+            "--type=json",
+            "-p",
+            r#"[{"op": "replace", "path": "/spec/replicas", "value": 3}]"#,
+        ]);
+        assert_eq!(get(".spec.replicas"), "3");
+        sim.kubectl_ok(&[
+            "patch",
+            "deployment",
+            "api",
+            "--type=merge",
+            "-p",
+            r#"{"metadata": {"labels": {"tier": "backend"}}}"#,
+        ]);
+        assert_eq!(get(".metadata.labels.tier"), "backend");
+        sim.kubectl_ok(&[
+            "patch",
+            "deployment",
+            "api",
+            "--type=strategic",
+            "-p",
+            r#"{"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "app:2"}, {"name": "side", "$patch": "delete"}]}}}}"#,
+        ]);
+        assert_eq!(get(".spec.template.spec.containers[*].name"), "app");
+        assert_eq!(get(".spec.template.spec.containers[0].image"), "app:2");
+    }
+
+    #[test]
+    fn kubectl_waits_for_a_crd_to_be_established() {
+        let sim = Sim::start("crd-wait", &[]);
+        let crd = manifest(
+            "crd-wait",
+            "crd.yaml",
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\n\
+             spec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n\
+             \x20 versions:\n  - name: v1\n    served: true\n    storage: true\n\
+             \x20   schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n",
+        );
+        sim.kubectl_ok(&["apply", "-f", &crd]);
+        let waited = sim.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/widgets.example.com",
+            "--timeout=20s",
+        ]);
+        assert!(waited.contains("condition met"), "{waited}");
+        let listed = sim.kubectl_ok(&["get", "crd"]);
+        let header: Vec<&str> = listed.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(header, ["NAME", "CREATED", "AT"]);
+    }
 }
 
 mod scan {

@@ -133,6 +133,18 @@ pub fn default_on_create(rt: &ResourceType, object: &mut Value, default_class: O
     }
 }
 
+/// What the real registry's `PrepareForCreate` does to status: a client cannot create
+/// an object with a status for kinds with a status subresource (nodes excepted, their
+/// kubelet registers them with one); create-time defaults then set the initial phase.
+pub fn reset_status_on_create(rt: &ResourceType, object: &mut Value) {
+    if rt.has_status
+        && !(rt.group.is_empty() && rt.kind == "Node")
+        && let Some(map) = object.as_object_mut()
+    {
+        map.remove("status");
+    }
+}
+
 fn sources_of(spec: Option<&Value>) -> Vec<&'static str> {
     PV_SOURCE_FIELDS
         .iter()
@@ -320,7 +332,7 @@ pub fn validate_update(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
             if field(old_spec, "volumeMode") != field(new_spec, "volumeMode") {
                 causes.push(Cause::invalid(
                     "volumeMode",
-                    &field(new_spec, "volumeMode").to_string(),
+                    &display_value(&field(new_spec, "volumeMode")),
                     "field is immutable",
                 ));
             }
@@ -365,16 +377,76 @@ pub fn validate_update(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
     }
 }
 
+/// The beta annotation that named a claim's class before `spec.storageClassName`.
+const BETA_CLASS_ANNOTATION: &str = "volume.beta.kubernetes.io/storage-class";
+
+/// The Go field order of `PersistentVolumeClaimSpec`, for the diff in the immutability error.
+const CLAIM_SPEC_FIELDS: &[(&str, &str)] = &[
+    ("accessModes", "AccessModes"),
+    ("selector", "Selector"),
+    ("resources", "Resources"),
+    ("volumeName", "VolumeName"),
+    ("storageClassName", "StorageClassName"),
+    ("volumeMode", "VolumeMode"),
+    ("dataSource", "DataSource"),
+    ("dataSourceRef", "DataSourceRef"),
+    ("volumeAttributesClassName", "VolumeAttributesClassName"),
+];
+
 fn validate_claim_update(old: &Value, new: &Value, causes: &mut Vec<Cause>) {
     let mut old_spec = old.get("spec").cloned().unwrap_or(Value::Null);
     let mut new_spec = new.get("spec").cloned().unwrap_or(Value::Null);
-    let bound = old.pointer("/status/phase").and_then(Value::as_str) == Some("Bound");
+    let bound = new.pointer("/status/phase").and_then(Value::as_str) == Some("Bound");
     let old_size = old_spec
         .pointer("/resources/requests/storage")
         .and_then(parse_quantity);
     let new_size = new_spec
         .pointer("/resources/requests/storage")
         .and_then(parse_quantity);
+    // As upstream: volumeName may be set once (from ""), storageClassName only from
+    // unset (nil, not "") and only to the class a beta annotation named, if any.
+    if old_spec
+        .get("volumeName")
+        .is_none_or(|v| v.is_null() || v == "")
+        && let Some(value) = new_spec.get("volumeName").cloned()
+    {
+        old_spec["volumeName"] = value;
+    }
+    let annotation = old
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            BETA_CLASS_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str);
+    if old_spec.get("storageClassName").is_none_or(Value::is_null)
+        && let Some(class) = new_spec
+            .get("storageClassName")
+            .filter(|c| !c.is_null())
+            .cloned()
+        && annotation.is_none_or(|a| class == a)
+    {
+        old_spec["storageClassName"] = class;
+    }
+    if bound
+        && let Some(storage) = old_spec.pointer("/resources/requests/storage").cloned()
+        && new_spec.pointer("/resources/requests").is_some()
+    {
+        new_spec["resources"]["requests"]["storage"] = storage;
+    }
+    for spec in [&mut old_spec, &mut new_spec] {
+        if let Some(map) = spec.as_object_mut() {
+            map.remove("volumeAttributesClassName");
+        }
+    }
+    if old_spec != new_spec {
+        causes.push(Cause::forbidden(
+            "spec",
+            &format!(
+                "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims\n{}",
+                claim_spec_diff(&old_spec, &new_spec)
+            ),
+        ));
+    }
     if let (Some(before), Some(after)) = (old_size, new_size)
         && after < before
     {
@@ -383,38 +455,55 @@ fn validate_claim_update(old: &Value, new: &Value, causes: &mut Vec<Cause>) {
             "field can not be less than previous value",
         ));
     }
-    if field_is_str_or_null(&old_spec, "volumeMode")
-        != field_is_str_or_null(&new_spec, "volumeMode")
-    {
-        causes.push(Cause::invalid("volumeMode", "", "field is immutable"));
-    }
-    // Fields that may change: requests while bound, volumeAttributesClassName, and
-    // volumeName / storageClassName going from unset to set.
-    for spec in [&mut old_spec, &mut new_spec] {
-        if let Some(map) = spec.as_object_mut() {
-            map.remove("volumeAttributesClassName");
-            map.remove("volumeMode");
-        }
-    }
-    if bound
-        && let Some(requests) = new_spec.pointer("/resources/requests").cloned()
-        && old_spec.pointer("/resources").is_some()
-    {
-        old_spec["resources"]["requests"] = requests;
-    }
-    for set_once in ["volumeName", "storageClassName"] {
-        let was_unset = old_spec
-            .get(set_once)
-            .is_none_or(|v| v.is_null() || v == "");
-        if was_unset && let Some(value) = new_spec.get(set_once).cloned() {
-            old_spec[set_once] = value;
-        }
-    }
-    if old_spec != new_spec {
-        causes.push(Cause::forbidden(
-            "spec",
-            "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
+    let (old_mode, new_mode) = (
+        field_is_str_or_null(old.get("spec").unwrap_or(&Value::Null), "volumeMode"),
+        field_is_str_or_null(new.get("spec").unwrap_or(&Value::Null), "volumeMode"),
+    );
+    if old_mode != new_mode {
+        causes.push(Cause::invalid(
+            "volumeMode",
+            &display_value(&new_mode),
+            "field is immutable",
         ));
+    }
+}
+
+/// A diff of two claim specs in the shape of upstream's `cmp.Diff` (which deliberately
+/// randomises its whitespace, so only the shape can match): changed fields as `-`/`+`
+/// lines in Go field order, runs of identical fields summarised.
+fn claim_spec_diff(old: &Value, new: &Value) -> String {
+    let mut lines = vec!["  core.PersistentVolumeClaimSpec{".to_owned()];
+    let mut identical = 0;
+    let flush = |identical: &mut usize, lines: &mut Vec<String>| {
+        if *identical > 0 {
+            let noun = if *identical == 1 { "field" } else { "fields" };
+            lines.push(format!("  \t... // {identical} identical {noun}"));
+            *identical = 0;
+        }
+    };
+    for (json_name, go_name) in CLAIM_SPEC_FIELDS {
+        let (before, after) = (old.get(*json_name), new.get(*json_name));
+        if before == after {
+            identical += 1;
+            continue;
+        }
+        flush(&mut identical, &mut lines);
+        let show = |v: Option<&Value>| v.map_or_else(|| "nil".to_owned(), Value::to_string);
+        lines.push(format!("- \t{go_name}: {},", show(before)));
+        lines.push(format!("+ \t{go_name}: {},", show(after)));
+    }
+    flush(&mut identical, &mut lines);
+    lines.push("  }".to_owned());
+    lines.join("\n") + "\n"
+}
+
+/// A field value as upstream prints it in `Invalid value: …` (strings unquoted here;
+/// the cause quotes them once), `null` when unset.
+fn display_value(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".to_owned(),
+        other => other.to_string(),
     }
 }
 

@@ -43,6 +43,15 @@ impl Cause {
         }
     }
 
+    /// An `Invalid value` field error about a number (printed unquoted, as upstream does).
+    pub fn invalid_number(field: &str, value: i64, detail: &str) -> Self {
+        Self {
+            reason: "FieldValueInvalid",
+            field: field.to_owned(),
+            message: format!("Invalid value: {value}: {detail}"),
+        }
+    }
+
     /// A `Required value` error with a detail.
     pub fn required_because(field: &str, detail: &str) -> Self {
         Self {
@@ -130,6 +139,17 @@ impl ApiError {
 
     /// 422 with field causes.
     pub fn invalid(rt: &ResourceType, name: &str, causes: Vec<Cause>) -> Self {
+        Self::invalid_kind(&rt.qualified_kind(), &rt.group, &rt.kind, name, causes)
+    }
+
+    /// 422 with field causes about a kind named `qualified_kind` (`PatchOptions.meta.k8s.io`).
+    pub fn invalid_kind(
+        qualified_kind: &str,
+        group: &str,
+        kind: &str,
+        name: &str,
+        causes: Vec<Cause>,
+    ) -> Self {
         let texts: Vec<String> = causes
             .iter()
             .map(|c| format!("{}: {}", c.field, c.message))
@@ -146,10 +166,8 @@ impl ApiError {
         Self {
             code: 422,
             reason: "Invalid",
-            message: format!("{} {name:?} is invalid: {joined}", rt.qualified_kind()),
-            details: Some(
-                json!({"name": name, "group": rt.group, "kind": rt.kind, "causes": causes}),
-            ),
+            message: format!("{qualified_kind} {name:?} is invalid: {joined}"),
+            details: Some(json!({"name": name, "group": group, "kind": kind, "causes": causes})),
         }
     }
 
@@ -200,6 +218,21 @@ impl ApiError {
             reason: "UnsupportedMediaType",
             message: format!(
                 "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"
+            ),
+            details: None,
+        }
+    }
+
+    /// 415 for a create or update body in a format the simulator does not decode
+    /// (protobuf, CBOR), naming what works instead.
+    pub fn unsupported_body(content_type: &str) -> Self {
+        Self {
+            code: 415,
+            reason: "UnsupportedMediaType",
+            message: format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml \
+                 (kube-sim does not decode {content_type:?}; kubectl's generators such as `kubectl create configmap` send protobuf: \
+                 write a manifest and use `kubectl create -f` or `kubectl apply -f` instead)"
             ),
             details: None,
         }

@@ -44,7 +44,7 @@ pub fn apply_merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// The merge key of lists that strategic merge patch merges element-wise, by field name.
-fn merge_key(field: &str) -> Option<&'static str> {
+pub(crate) fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
         "containers"
         | "initContainers"
@@ -64,7 +64,7 @@ fn merge_key(field: &str) -> Option<&'static str> {
 }
 
 /// Lists merged as sets of scalars.
-fn is_set_list(field: &str) -> bool {
+pub(crate) fn is_set_list(field: &str) -> bool {
     field == "finalizers"
 }
 

@@ -83,6 +83,22 @@ impl ResourceType {
         }
     }
 
+    /// Whether a CustomResourceDefinition declares this kind (no built-in has its group and kind).
+    pub fn is_custom(&self) -> bool {
+        !builtin_resources()
+            .iter()
+            .any(|b| b.group == self.group && b.kind == self.kind)
+    }
+
+    /// Whether the kind serves the `scale` subresource (autoscaling/v1 `Scale`).
+    pub fn has_scale(&self) -> bool {
+        self.group == "apps"
+            && matches!(
+                self.kind.as_str(),
+                "StatefulSet" | "Deployment" | "ReplicaSet"
+            )
+    }
+
     /// The resource's entry in an `APIResourceList`.
     pub fn discovery_entry(&self) -> Vec<Value> {
         let mut entries = vec![json!({
@@ -99,6 +115,17 @@ impl ResourceType {
                 "singularName": "",
                 "namespaced": self.namespaced,
                 "kind": self.kind,
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+        if self.has_scale() {
+            entries.push(json!({
+                "name": format!("{}/scale", self.plural),
+                "singularName": "",
+                "namespaced": self.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
                 "verbs": ["get", "patch", "update"],
             }));
         }

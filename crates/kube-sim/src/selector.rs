@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::api_error::ApiError;
+use crate::resource::ResourceType;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Requirement {
@@ -123,6 +124,76 @@ impl FieldSelector {
             terms.push((field.trim().to_owned(), equal, value.trim().to_owned()));
         }
         Ok(Self(terms))
+    }
+
+    /// Refuses a field the real server cannot select `rt` by, with its 400 text: kinds
+    /// with their own field labels say `field label not supported: <field>`, the rest
+    /// name the two generic ones.
+    pub fn check_supported(&self, rt: &ResourceType) -> Result<(), ApiError> {
+        const META: &[&str] = &["metadata.name", "metadata.namespace"];
+        let specific: Option<&[&str]> = match (rt.group.as_str(), rt.kind.as_str()) {
+            ("", "Pod") => Some(&[
+                "metadata.name",
+                "metadata.namespace",
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.podIPs",
+                "status.nominatedNodeName",
+            ]),
+            ("", "Node") => Some(&["metadata.name", "spec.unschedulable"]),
+            ("", "Event") => Some(&[
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "reason",
+                "reportingComponent",
+                "source",
+                "type",
+                "metadata.namespace",
+                "metadata.name",
+            ]),
+            ("", "Namespace") => Some(&["status.phase", "metadata.name"]),
+            ("", "Secret") => Some(&["type", "metadata.namespace", "metadata.name"]),
+            ("", "Service") => Some(&[
+                "metadata.namespace",
+                "metadata.name",
+                "spec.clusterIP",
+                "spec.type",
+            ]),
+            ("apps", "ReplicaSet") => {
+                Some(&["metadata.name", "metadata.namespace", "status.replicas"])
+            }
+            ("apps", "StatefulSet") | ("batch", "Job") => {
+                Some(&["metadata.name", "metadata.namespace", "status.successful"])
+            }
+            _ if rt.is_custom() => Some(META),
+            _ => None,
+        };
+        for (field, _, _) in &self.0 {
+            match specific {
+                Some(allowed) if !allowed.contains(&field.as_str()) => {
+                    return Err(ApiError::bad_request(format!(
+                        "field label not supported: {field}"
+                    )));
+                }
+                None if !META.contains(&field.as_str()) => {
+                    return Err(ApiError::bad_request(format!(
+                        "{field:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Whether the object's fields satisfy every term (a missing field reads as "").

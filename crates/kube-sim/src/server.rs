@@ -15,12 +15,15 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::admission;
 use crate::api_error::ApiError;
 use crate::faults::{FaultConfig, FaultDecision, Faults};
+use crate::field_validation;
 use crate::patch::PatchKind;
 use crate::resource::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{DeleteOptions, Deleted, ListOptions, Store, Subresource, event_for_watch};
+use crate::table::{self, IncludeObject};
 
 /// The Kubernetes version the simulator reports (it chooses the kubectl a dispatcher runs).
 pub const SERVER_MINOR: &str = "33";
@@ -226,10 +229,15 @@ impl ApiServer {
     }
 }
 
-fn list_options(query: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
+fn list_options(
+    query: &HashMap<String, String>,
+    rt: &ResourceType,
+) -> Result<ListOptions, ApiError> {
+    let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+    fields.check_supported(rt)?;
     Ok(ListOptions {
         labels: LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?,
-        fields: FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?,
+        fields,
         limit: query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0),
         continue_token: query.get("continue").filter(|c| !c.is_empty()).cloned(),
     })
@@ -239,9 +247,10 @@ fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Ok(Value::Null);
     }
-    // Protobuf is not spoken here; a 415 makes clients fall back to JSON.
+    // Protobuf is not decoded here, and client-go does not fall back to JSON on a 415
+    // for it (only for CBOR), so the error says what to use instead.
     if content_type.contains("protobuf") || content_type.contains("cbor") {
-        return Err(ApiError::unsupported_media_type(content_type));
+        return Err(ApiError::unsupported_body(content_type));
     }
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
@@ -323,7 +332,7 @@ async fn handle(
     if let Ok(target) = server.target(&path) {
         match server.faults.decide(method.as_str(), &target.rt.plural) {
             FaultDecision::Serve { delay } => tokio::time::sleep(delay).await,
-            FaultDecision::Fail(error) => return error_response(&error),
+            FaultDecision::Fail(error) => return injected_error(error, &target, &body),
             FaultDecision::Drop => {
                 // A body that fails before its first byte makes hyper reset the connection.
                 let broken = futures::stream::once(async {
@@ -341,32 +350,65 @@ async fn handle(
             .is_some_and(|modes| modes.iter().any(|m| m == "All"));
     let dry_run =
         (query.get("dryRun").is_some_and(|d| d == "All") || in_body) && method != Method::GET;
+    let mut warnings = Vec::new();
+    let request = Request {
+        method: &method,
+        path: &path,
+        query: &query,
+        headers: &headers,
+        body: &body,
+    };
     let served = if dry_run {
         server
             .store
-            .dry_run(|copy| serve_resource(&server, copy, &method, &path, &query, &headers, &body))
+            .dry_run(|copy| serve_resource(&server, copy, &request, &mut warnings))
     } else {
-        serve_resource(
-            &server,
-            &server.store,
-            &method,
-            &path,
-            &query,
-            &headers,
-            &body,
-        )
+        serve_resource(&server, &server.store, &request, &mut warnings)
     };
     match served {
-        Ok(Served::Json(status, value)) => json_response(status, &value),
+        Ok(Served::Json(status, value)) => {
+            let mut response = json_response(status, &value);
+            for warning in &warnings {
+                // `299 - "<text>"`, the text quoted as Go quotes it (JSON's escapes agree).
+                let value = format!("299 - {}", Value::String(warning.clone()));
+                if let Ok(value) = header::HeaderValue::from_str(&value) {
+                    response.headers_mut().append(header::WARNING, value);
+                }
+            }
+            response
+        }
         Ok(Served::Watch(watched)) => {
-            let (target, options) = *watched;
-            watch(&server, target, &query, options)
+            let (target, options, as_table) = *watched;
+            watch(&server, target, &query, options, as_table)
         }
         Err(error) => {
             tracing::debug!(%method, %uri, code = error.code, message = %error.message, "request failed");
             error_response(&error)
         }
     }
+}
+
+/// An injected error as the real server would word it: a 409 names the object it
+/// concerns, a 429 says when to retry in a `Retry-After` header.
+fn injected_error(error: ApiError, target: &Target, body: &Bytes) -> Response {
+    let body_name = || {
+        serde_json::from_slice::<Value>(body).ok().and_then(|b| {
+            b.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+    };
+    let error = match target.name.clone().or_else(body_name) {
+        Some(name) if error.code == 409 => ApiError::conflict(&target.rt, &name),
+        _ => error,
+    };
+    let mut response = error_response(&error);
+    if error.code == 429 {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// The test API for faults: `GET` shows the configuration, `PUT` replaces it, `DELETE` clears it.
@@ -376,7 +418,15 @@ fn fault_api(server: &ApiServer, method: &Method, body: &Bytes) -> Response {
             StatusCode::OK,
             &serde_json::to_value(server.faults.config()).unwrap_or(Value::Null),
         ),
-        "PUT" => match serde_json::from_slice::<FaultConfig>(body) {
+        "PUT" => match serde_json::from_slice::<Value>(body).and_then(|mut config| {
+            // A configuration without a seed keeps the current one.
+            if let Some(map) = config.as_object_mut()
+                && !map.contains_key("seed")
+            {
+                map.insert("seed".to_owned(), json!(server.faults.config().seed));
+            }
+            serde_json::from_value::<FaultConfig>(config)
+        }) {
             Ok(config) => {
                 server.faults.set(config);
                 json_response(
@@ -419,19 +469,165 @@ fn disk_content(server: &ApiServer, method: &Method, id: &str, body: Bytes) -> R
 
 enum Served {
     Json(StatusCode, Value),
-    Watch(Box<(Target, ListOptions)>),
+    /// A watch: what to watch, and the Table form its events take, if asked for.
+    Watch(Box<(Target, ListOptions, Option<IncludeObject>)>),
+}
+
+/// One resource request, as the handler received it.
+struct Request<'a> {
+    method: &'a Method,
+    path: &'a str,
+    query: &'a HashMap<String, String>,
+    headers: &'a HeaderMap,
+    body: &'a Bytes,
+}
+
+/// The Table form the client asked for, if any (`Accept: …;as=Table;…`).
+fn table_request(request: &Request<'_>) -> Option<IncludeObject> {
+    let accept = request
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())?;
+    table::wanted(accept)
+        .then(|| IncludeObject::from_query(request.query.get("includeObject").map(String::as_str)))
+}
+
+/// Checks a built-in kind's body for undeclared fields per `fieldValidation`: a 400 for
+/// `Strict`, warnings for `Warn` (the default).
+fn validate_fields(
+    rt: &ResourceType,
+    object: &Value,
+    raw: &Bytes,
+    query: &HashMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    let directive =
+        field_validation::Directive::from_query(query.get("fieldValidation").map(String::as_str))?;
+    if directive == field_validation::Directive::Ignore || rt.is_custom() {
+        return Ok(());
+    }
+    let findings = field_validation::Findings {
+        unknown: field_validation::unknown_fields(rt, object),
+        duplicate: field_validation::duplicate_fields(raw),
+    };
+    if findings.is_empty() {
+        return Ok(());
+    }
+    match directive {
+        field_validation::Directive::Strict => Err(field_validation::strict_error(rt, &findings)),
+        _ => {
+            warnings.extend(findings.messages());
+            Ok(())
+        }
+    }
+}
+
+/// The `autoscaling/v1` Scale of a StatefulSet, Deployment or ReplicaSet.
+fn scale_of(object: &Value) -> Value {
+    let metadata = &object["metadata"];
+    let selector: Vec<String> = object
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": metadata["name"], "namespace": metadata["namespace"], "uid": metadata["uid"],
+                     "resourceVersion": metadata["resourceVersion"], "creationTimestamp": metadata["creationTimestamp"]},
+        "spec": {"replicas": object.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {"replicas": object.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+                   "selector": selector.join(",")}
+    })
+}
+
+/// The `scale` subresource: GET reads the Scale, PUT and PATCH change `spec.replicas`
+/// (conditionally when the Scale carries a resourceVersion).
+fn serve_scale(
+    store: &Arc<Store>,
+    target: &Target,
+    request: &Request<'_>,
+    content_type: &str,
+) -> Result<Served, ApiError> {
+    let rt = &target.rt;
+    let ns = target.namespace.as_deref();
+    let name = target.name.as_deref().unwrap_or_default();
+    let current = store.get(rt, ns, name)?;
+    let wanted = match request.method.as_str() {
+        "GET" => return Ok(Served::Json(StatusCode::OK, scale_of(&current))),
+        "PUT" => parse_body(request.body, content_type)?,
+        "PATCH" => {
+            let patch = parse_body(request.body, content_type)?;
+            let mut scale = scale_of(&current);
+            match PatchKind::from_content_type(content_type)? {
+                PatchKind::Json => crate::patch::apply_json_patch(&mut scale, &patch)
+                    .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?,
+                PatchKind::Merge => crate::patch::apply_merge_patch(&mut scale, &patch),
+                PatchKind::Strategic | PatchKind::Apply => {
+                    crate::patch::apply_strategic_merge_patch(&mut scale, &patch)
+                }
+            }
+            scale
+        }
+        verb => {
+            return Err(ApiError::method_not_allowed(format!(
+                "{verb} is not supported on {}",
+                request.path
+            )));
+        }
+    };
+    let replicas = wanted
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| {
+            ApiError::invalid_kind(
+                "Scale.autoscaling",
+                "autoscaling",
+                "Scale",
+                name,
+                vec![crate::api_error::Cause::required("spec.replicas")],
+            )
+        })?;
+    if replicas < 0 {
+        return Err(ApiError::invalid_kind(
+            "Scale.autoscaling",
+            "autoscaling",
+            "Scale",
+            name,
+            vec![crate::api_error::Cause::invalid_number(
+                "spec.replicas",
+                replicas,
+                "must be greater than or equal to 0",
+            )],
+        ));
+    }
+    let mut change = json!({"spec": {"replicas": replicas}});
+    if let Some(rv) = wanted
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|rv| !rv.is_empty())
+    {
+        change["metadata"] = json!({"resourceVersion": rv});
+    }
+    let updated = store.patch(rt, ns, name, PatchKind::Merge, &change, Subresource::Main)?;
+    Ok(Served::Json(StatusCode::OK, scale_of(&updated)))
 }
 
 /// Serves one resource request against `store` (the cluster, or a dry-run copy of it).
 fn serve_resource(
     server: &ApiServer,
     store: &Arc<Store>,
-    method: &Method,
-    path: &str,
-    query: &HashMap<String, String>,
-    headers: &HeaderMap,
-    body: &Bytes,
+    request: &Request<'_>,
+    warnings: &mut Vec<String>,
 ) -> Result<Served, ApiError> {
+    let Request {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    } = *request;
     let target = server.target(path)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -456,6 +652,13 @@ fn serve_resource(
             json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         ));
     }
+    if target.subresource.as_deref() == Some("scale")
+        && target.rt.has_scale()
+        && target.name.is_some()
+    {
+        return serve_scale(store, &target, request, content_type);
+    }
+    let as_table = table_request(request);
     let subresource = match target.subresource.as_deref() {
         None => Subresource::Main,
         Some("status") if target.rt.has_status => Subresource::Status,
@@ -469,12 +672,15 @@ fn serve_resource(
     let ok = |v: Value| Ok(Served::Json(StatusCode::OK, v));
     match (method.as_str(), target.name.as_deref()) {
         ("GET", None) => {
-            let options = list_options(query)?;
+            let options = list_options(query, &target.rt)?;
             if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                return Ok(Served::Watch(Box::new((target, options))));
+                return Ok(Served::Watch(Box::new((target, options, as_table))));
             }
             let list = store.list(&target.rt, ns, &options)?;
-            ok(if wants_metadata_only(headers) {
+            ok(if let Some(include) = as_table {
+                let items = list["items"].as_array().cloned().unwrap_or_default();
+                table::table(&target.rt, &items, list["metadata"].clone(), include)
+            } else if wants_metadata_only(headers) {
                 metadata_only_list(list)
             } else {
                 list
@@ -482,31 +688,84 @@ fn serve_resource(
         }
         ("GET", Some(name)) => {
             let object = store.get(&target.rt, ns, name)?;
-            ok(if wants_metadata_only(headers) {
+            ok(if let Some(include) = as_table {
+                let metadata =
+                    json!({"resourceVersion": object.pointer("/metadata/resourceVersion")});
+                table::table(&target.rt, &[object], metadata, include)
+            } else if wants_metadata_only(headers) {
                 metadata_only(&object)
             } else {
                 object
             })
         }
         ("POST", None) => {
-            let object = parse_body(body, content_type)?;
+            let mut object = parse_body(body, content_type)?;
+            validate_fields(&target.rt, &object, body, query, warnings)?;
+            admission::reset_status_on_create(&target.rt, &mut object);
             Ok(Served::Json(
                 StatusCode::CREATED,
                 store.create(&target.rt, ns, object)?,
             ))
         }
-        ("PUT", Some(name)) => ok(store.update(
-            &target.rt,
-            ns,
-            name,
-            parse_body(body, content_type)?,
-            subresource,
-        )?),
+        ("PUT", Some(name)) => {
+            let object = parse_body(body, content_type)?;
+            validate_fields(&target.rt, &object, body, query, warnings)?;
+            ok(store.update(&target.rt, ns, name, object, subresource)?)
+        }
         ("PATCH", Some(name)) => {
             let kind = PatchKind::from_content_type(content_type)?;
             let patch = parse_body(body, content_type)?;
+            let force = query.get("force").is_some_and(|f| f == "true");
+            let manager = query
+                .get("fieldManager")
+                .map(String::as_str)
+                .unwrap_or_default();
             let existed = store.get(&target.rt, ns, name).is_ok();
-            let object = store.patch(&target.rt, ns, name, kind, &patch, subresource)?;
+            let object = if kind == PatchKind::Apply {
+                if manager.is_empty() {
+                    return Err(ApiError::invalid_kind(
+                        "PatchOptions.meta.k8s.io",
+                        "meta.k8s.io",
+                        "PatchOptions",
+                        "",
+                        vec![crate::api_error::Cause::required_because(
+                            "fieldManager",
+                            "is required for apply patch",
+                        )],
+                    ));
+                }
+                let unknown = field_validation::unknown_fields(&target.rt, &patch);
+                if !unknown.is_empty() {
+                    return Err(field_validation::apply_error(
+                        &target.rt,
+                        ns.unwrap_or_default(),
+                        name,
+                        &unknown,
+                    ));
+                }
+                let mut config = patch;
+                if !existed {
+                    admission::reset_status_on_create(&target.rt, &mut config);
+                }
+                store.apply(&target.rt, ns, name, &config, manager, force)?
+            } else {
+                if query.contains_key("force") {
+                    return Err(ApiError::invalid_kind(
+                        "PatchOptions.meta.k8s.io",
+                        "meta.k8s.io",
+                        "PatchOptions",
+                        "",
+                        vec![crate::api_error::Cause::forbidden(
+                            "force",
+                            "may not be specified for non-apply patch",
+                        )],
+                    ));
+                }
+                if kind != PatchKind::Json {
+                    validate_fields(&target.rt, &patch, body, query, warnings)?;
+                }
+                store.patch(&target.rt, ns, name, kind, &patch, subresource)?
+            };
             let status = if existed {
                 StatusCode::OK
             } else {
@@ -539,7 +798,7 @@ fn serve_resource(
         }
         ("DELETE", None) => {
             let options = delete_options(&parse_body(body, content_type)?, query);
-            let list = store.list(&target.rt, ns, &list_options(query)?)?;
+            let list = store.list(&target.rt, ns, &list_options(query, &target.rt)?)?;
             let mut deleted = Vec::new();
             for item in list["items"].as_array().into_iter().flatten() {
                 let name = item
@@ -589,6 +848,25 @@ fn metadata_only_list(list: Value) -> Value {
            "metadata": list.get("metadata").cloned().unwrap_or(Value::Null), "items": items})
 }
 
+/// The kind and Table form of a watch whose events carry Table rows.
+fn rt_for_table(
+    rt: &ResourceType,
+    as_table: Option<IncludeObject>,
+) -> Option<(ResourceType, IncludeObject)> {
+    as_table.map(|include| (rt.clone(), include))
+}
+
+/// An event's object as the watch sends it: as is, or a one-row Table.
+fn watched_object(table_rt: &Option<(ResourceType, IncludeObject)>, object: &Value) -> Value {
+    match table_rt {
+        Some((rt, include)) => {
+            let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion")});
+            table::table(rt, std::slice::from_ref(object), metadata, *include)
+        }
+        None => object.clone(),
+    }
+}
+
 /// One watch event line.
 fn event_line(kind: &str, object: &Value) -> Bytes {
     let mut line = json!({"type": kind, "object": object}).to_string();
@@ -601,6 +879,7 @@ fn watch(
     target: Target,
     query: &HashMap<String, String>,
     options: ListOptions,
+    as_table: Option<IncludeObject>,
 ) -> Response {
     let namespace = target.namespace.clone();
     let start = match server.store.watch(
@@ -643,10 +922,14 @@ fn watch(
         )
             .into_response();
     }
+    let table_rt = rt_for_table(&rt, as_table);
     let mut last_rv = 0;
     for event in &start.replay {
         if let Some(kind) = event_for_watch(event, &resource, namespace.as_deref(), &options) {
-            initial.push(event_line(kind.as_str(), &event.object));
+            initial.push(event_line(
+                kind.as_str(),
+                &watched_object(&table_rt, &event.object),
+            ));
         }
         last_rv = last_rv.max(event.resource_version);
     }
@@ -654,12 +937,13 @@ fn watch(
     let deadline = tokio::time::Instant::now() + timeout;
     let state = (start.live, last_rv, false);
     let live = futures::stream::unfold(state, move |(mut live, last_rv, done)| {
-        let (resource, namespace, options, store, rt) = (
+        let (resource, namespace, options, store, rt, table_rt) = (
             resource.clone(),
             namespace.clone(),
             options.clone(),
             store.clone(),
             rt.clone(),
+            table_rt.clone(),
         );
         async move {
             if done {
@@ -680,7 +964,10 @@ fn watch(
                             event_for_watch(&event, &resource, namespace.as_deref(), &options)
                         {
                             return Some((
-                                event_line(kind.as_str(), &event.object),
+                                event_line(
+                                    kind.as_str(),
+                                    &watched_object(&table_rt, &event.object),
+                                ),
                                 (live, event.resource_version, false),
                             ));
                         }

@@ -9,6 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::admission::{self, DEFAULT_CLASS_ANNOTATION};
 use crate::api_error::ApiError;
+use crate::apply::{self, ApplyRequest};
 use crate::cloud::Cloud;
 use crate::patch::{self, PatchKind};
 use crate::resource::{ResourceType, builtin_resources};
@@ -387,6 +388,9 @@ impl Store {
             m.remove("deletionTimestamp");
             m.remove("deletionGracePeriodSeconds");
         }
+        if rt.kind == "CustomResourceDefinition" {
+            established(&mut object);
+        }
         if rt.kind == "CustomResourceDefinition"
             && let Some(custom) = ResourceType::from_crd(&object)
             && !state
@@ -537,7 +541,9 @@ impl Store {
         })
     }
 
-    /// Patches an object. Server-side apply creates the object when it is missing.
+    /// Patches an object. An apply patch goes through [`Store::apply`] as manager `unknown`.
+    /// A patch that leaves a `metadata.resourceVersion` different from the stored one
+    /// (a JSON patch setting it, a merge patch carrying it) is a 409, as for an update.
     pub fn patch(
         &self,
         rt: &ResourceType,
@@ -547,21 +553,9 @@ impl Store {
         body: &Value,
         subresource: Subresource,
     ) -> Result<Value, ApiError> {
-        if kind == PatchKind::Apply && self.get(rt, namespace, name).is_err() {
-            let mut object = body.clone();
-            if !object.get("metadata").is_some_and(Value::is_object) {
-                object["metadata"] = json!({});
-            }
-            object["metadata"]["name"] = json!(name);
-            return self.create(rt, namespace, object);
+        if kind == PatchKind::Apply {
+            return self.apply(rt, namespace, name, body, "unknown", false);
         }
-        let body_rv = match kind {
-            PatchKind::Json => None,
-            _ => body
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        };
         self.modify(rt, namespace, name, subresource, |current| {
             let mut patched = current.clone();
             match kind {
@@ -577,15 +571,45 @@ impl Store {
                     patch::apply_strategic_merge_patch(&mut patched, body)
                 }
             }
-            if let Some(rv) = body_rv.as_deref()
-                && current
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    != Some(rv)
-            {
-                return Err(ApiError::conflict(rt, name));
-            }
+            check_resource_version(rt, name, current, &patched)?;
             Ok(patched)
+        })
+    }
+
+    /// Server-side apply of `config` by `manager`: creates the object when it is missing,
+    /// otherwise removes the fields this manager applied before and leaves out now, merges
+    /// the rest and records ownership in `metadata.managedFields`. A change to a field
+    /// another manager owns is a 409 unless `force`.
+    pub fn apply(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        config: &Value,
+        manager: &str,
+        force: bool,
+    ) -> Result<Value, ApiError> {
+        if !config.is_object() {
+            return Err(ApiError::bad_request(
+                "the body of the request is not a JSON object",
+            ));
+        }
+        let now = now();
+        let request = ApplyRequest {
+            manager,
+            force,
+            config,
+            now: &now,
+        };
+        if self.get(rt, namespace, name).is_err() {
+            let mut object = apply::apply(rt, name, None, &request)?;
+            object["metadata"]["name"] = json!(name);
+            return self.create(rt, namespace, object);
+        }
+        self.modify(rt, namespace, name, Subresource::Main, |current| {
+            let applied = apply::apply(rt, name, Some(current), &request)?;
+            check_resource_version(rt, name, current, &applied)?;
+            Ok(applied)
         })
     }
 
@@ -618,6 +642,13 @@ impl Store {
         let mut new = change(&current)?;
         if !new.is_object() {
             return Err(ApiError::bad_request("the object is not a JSON object"));
+        }
+        // An update that sends no managedFields keeps the recorded ones, as the real server does.
+        if new.pointer("/metadata/managedFields").is_none()
+            && let Some(managed) = current.pointer("/metadata/managedFields")
+            && new.get("metadata").is_some_and(Value::is_object)
+        {
+            new["metadata"]["managedFields"] = managed.clone();
         }
         // Server-owned fields come from the stored object.
         for field in [
@@ -669,7 +700,17 @@ impl Store {
         for object in [&mut compare_old, &mut compare_new] {
             if let Some(m) = object["metadata"].as_object_mut() {
                 m.remove("resourceVersion");
-                m.remove("managedFields");
+                // A new owner is a change; a fresher timestamp alone is not.
+                for entry in m
+                    .get_mut("managedFields")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(e) = entry.as_object_mut() {
+                        e.remove("time");
+                    }
+                }
             }
         }
         if compare_old == compare_new {
@@ -1175,6 +1216,55 @@ impl Store {
         let state = self.lock();
         let objects: Vec<&Value> = state.objects.values().flat_map(|m| m.values()).collect();
         json!({"resourceVersion": state.resource_version, "objects": objects})
+    }
+}
+
+/// What the apiextensions controllers report for a CRD whose names are free: names
+/// accepted and the kind established at once (`kubectl wait --for=condition=Established`).
+fn established(crd: &mut Value) {
+    let at = now();
+    let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
+    let stored: Vec<Value> = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .filter_map(|v| v.get("name").cloned())
+        .collect();
+    crd["status"] = json!({
+        "acceptedNames": names,
+        "storedVersions": stored,
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "lastTransitionTime": at,
+             "reason": "NoConflicts", "message": "no conflicts found"},
+            {"type": "Established", "status": "True", "lastTransitionTime": at,
+             "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"}
+        ]
+    });
+}
+
+/// A write whose result carries a resourceVersion other than the stored one is stale.
+fn check_resource_version(
+    rt: &ResourceType,
+    name: &str,
+    current: &Value,
+    written: &Value,
+) -> Result<(), ApiError> {
+    let wanted = written
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|rv| !rv.is_empty());
+    match wanted {
+        Some(rv)
+            if current
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                != Some(rv) =>
+        {
+            Err(ApiError::conflict(rt, name))
+        }
+        _ => Ok(()),
     }
 }
 

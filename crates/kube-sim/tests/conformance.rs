@@ -15,6 +15,8 @@ use kube::runtime::watcher;
 use kube::{Client, Config};
 use kube_sim::{RunningServer, Store, kubeconfig::kubeconfig, serve};
 use serde_json::json;
+#[path = "conformance/api_server.rs"]
+mod api_server;
 
 async fn start(tls: bool, history: usize) -> (RunningServer, Client) {
     let (server, client, _) = start_with_store(tls, history).await;
