@@ -44,7 +44,10 @@ pub enum Command {
 
     /// Serve the admission webhook that keeps a cluster from sliding back to in-tree volumes.
     ///
-    /// Certificate, key and policy files are re-read when they change. See deploy/webhook/.
+    /// Certificate, key and policy files are re-read when they change. With cluster access
+    /// the cluster's StorageClasses are watched so that claims are judged by their class's
+    /// provisioner (--storage-classes). On SIGTERM: unready at once, serving on for
+    /// --shutdown-delay, then a graceful stop. See deploy/webhook/.
     Webhook(WebhookArgs),
 
     /// Run the simulated cluster (kube-sim) until stopped, for trying csi-migrate safely.

@@ -170,7 +170,8 @@ mod tests {
     fn by_policy_names_and_annotations() {
         let t = Translator::new();
         let policy = Policy::from_yaml("inTreeStorageClasses:\n  standard: kubernetes.io/gce-pd\n  thin: kubernetes.io/vsphere-volume\n").unwrap();
-        let cases: Vec<(Option<&str>, Value, Option<Vec<&str>>)> = vec![
+        type Case<'a> = (Option<&'a str>, Value, Option<Vec<&'a str>>);
+        let cases: Vec<Case<'_>> = vec![
             (None, json!({}), None),
             (Some("premium-rwo"), json!({}), None),
             (Some(""), json!({}), None),
