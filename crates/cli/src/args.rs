@@ -44,7 +44,10 @@ pub enum Command {
 
     /// Serve the admission webhook that keeps a cluster from sliding back to in-tree volumes.
     ///
-    /// Certificate, key and policy files are re-read when they change. See deploy/webhook/.
+    /// Certificate, key and policy files are re-read when they change. With cluster access
+    /// the cluster's StorageClasses are watched so that claims are judged by their class's
+    /// provisioner (--storage-classes). On SIGTERM: unready at once, serving on for
+    /// --shutdown-delay, then a graceful stop. See deploy/webhook/.
     Webhook(WebhookArgs),
 
     /// Run the simulated cluster (kube-sim) until stopped, for trying csi-migrate safely.
@@ -350,6 +353,65 @@ pub struct WebhookArgs {
     /// Policy file (YAML): per-rule deny|warn|allow and namespace exemptions. Default: warn.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+
+    /// Where claims' StorageClasses are looked up: cluster (list+watch every StorageClass
+    /// through --kubeconfig/--context, $KUBECONFIG, ~/.kube/config or the pod's in-cluster
+    /// config; /readyz is 503 until the first list), policy (only the policy's
+    /// inTreeStorageClasses names; no API access), or auto (cluster when --kubeconfig or
+    /// --context is given or when running in a pod, else policy).
+    #[arg(long, value_enum, value_name = "SOURCE", default_value_t = ClassSource::Auto)]
+    pub storage_classes: ClassSource,
+
+    /// After SIGTERM, keep serving this long with /readyz answering 503 before closing the
+    /// listener, so that the pod leaves the Service's endpoints first (e.g. 5s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_delay: std::time::Duration,
+
+    /// Log format on stderr: text (colour only on a terminal) or json (one object per line).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Where the webhook looks up StorageClasses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClassSource {
+    /// cluster when a kubeconfig or context is named or when running in a pod, else policy.
+    Auto,
+    /// Watch the cluster's StorageClasses (needs get/list/watch on storageclasses).
+    Cluster,
+    /// The policy's inTreeStorageClasses names only; never contact the API server.
+    Policy,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for pod logs).
+    Json,
+}
+
+/// `5s`, `500ms`, `2m` or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 5s, 500ms or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s or m)")),
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -570,4 +632,58 @@ pub struct RollingMigrationArgs {
 
     #[command(flatten)]
     pub vcenter: VcenterArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        for (text, want) in [
+            ("5s", Duration::from_secs(5)),
+            ("5", Duration::from_secs(5)),
+            ("0", Duration::ZERO),
+            ("500ms", Duration::from_millis(500)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("2m", Duration::from_secs(120)),
+        ] {
+            assert_eq!(parse_duration(text).unwrap(), want, "{text}");
+        }
+        for bad in ["", "s", "5h", "-1s", "fast"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn webhook_flags() {
+        let cli = Cli::try_parse_from([
+            "csi-migrate",
+            "webhook",
+            "--tls-cert=c",
+            "--tls-key=k",
+            "--storage-classes=cluster",
+            "--kubeconfig=/kc",
+            "--shutdown-delay=250ms",
+            "--log-format=json",
+        ])
+        .unwrap();
+        let Command::Webhook(args) = cli.command else {
+            panic!("not the webhook command")
+        };
+        assert_eq!(args.storage_classes, ClassSource::Cluster);
+        assert_eq!(args.shutdown_delay, Duration::from_millis(250));
+        assert_eq!(args.log_format, LogFormat::Json);
+        assert_eq!(args.cluster.kubeconfig, Some(PathBuf::from("/kc")));
+        let defaults =
+            Cli::try_parse_from(["csi-migrate", "webhook", "--tls-cert=c", "--tls-key=k"]).unwrap();
+        let Command::Webhook(args) = defaults.command else {
+            panic!("not the webhook command")
+        };
+        assert_eq!(args.storage_classes, ClassSource::Auto);
+        assert_eq!(args.shutdown_delay, Duration::from_secs(5));
+        assert_eq!(args.log_format, LogFormat::Text);
+    }
 }

@@ -77,14 +77,29 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::failed(anyhow::anyhow!("cannot start the async runtime: {e}")))
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs to stderr as text, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {
+    init_logging_as(args::LogFormat::Text);
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`): text (ANSI colours only when
+/// stderr is a terminal) or one JSON object per line.
+pub fn init_logging_as(format: args::LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .try_init();
+        .with_writer(io::stderr);
+    let _ = match format {
+        args::LogFormat::Text => builder.with_ansi(io::stderr().is_terminal()).try_init(),
+        args::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

@@ -489,6 +489,12 @@ mod sim {
                 "{first}"
             );
             assert!(first.contains("validatingwebhookconfiguration.admissionregistration.k8s.io/csi-migrate-webhook created"));
+            for rbac in [
+                "clusterrole.rbac.authorization.k8s.io/csi-migrate-webhook created",
+                "clusterrolebinding.rbac.authorization.k8s.io/csi-migrate-webhook created",
+            ] {
+                assert!(first.contains(rbac), "{first}");
+            }
             let second = sim.kubectl_ok(&["apply", "-f", &manifests]);
             assert!(
                 second.contains("deployment.apps/csi-migrate-webhook unchanged"),
@@ -2426,6 +2432,382 @@ mod webhook {
             "{message}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A `csi-migrate webhook` process with its own certificates, stderr captured in a file.
+    struct Webhook {
+        child: std::process::Child,
+        dir: PathBuf,
+        port: u16,
+    }
+
+    impl Webhook {
+        /// Writes a CA, a leaf for localhost and its key into a fresh directory.
+        fn dir(name: &str) -> PathBuf {
+            let dir = std::env::temp_dir()
+                .join(format!("csi-migrate-webhook-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("tls")).unwrap();
+            let certs = kube_sim::tls::ServingCertificates::generate().unwrap();
+            std::fs::write(dir.join("tls/tls.crt"), certs.chain_pem()).unwrap();
+            std::fs::write(dir.join("tls/tls.key"), &certs.key_pem).unwrap();
+            std::fs::write(dir.join("ca.crt"), &certs.ca_pem).unwrap();
+            dir
+        }
+
+        /// Starts the binary with exactly `args` (and `env`) and waits until it listens on `port`.
+        fn start(dir: PathBuf, port: u16, args: &[String], env: &[(&str, &Path)]) -> Self {
+            let stderr = std::fs::File::create(dir.join("stderr")).unwrap();
+            let mut command = Command::new(BIN);
+            command
+                .args(args)
+                .env_remove("KUBERNETES_SERVICE_HOST")
+                .env("RUST_LOG", "debug")
+                .stdout(Stdio::null())
+                .stderr(stderr);
+            for (key, value) in env {
+                command.env(key, value);
+            }
+            let child = command.spawn().unwrap();
+            let mut webhook = Self { child, dir, port };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Ok(Some(status)) = webhook.child.try_wait() {
+                    panic!("the webhook exited with {status}: {}", webhook.stderr());
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the webhook did not start listening: {}",
+                    webhook.stderr()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            webhook
+        }
+
+        fn stderr(&self) -> String {
+            std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+        }
+
+        /// `curl` over HTTPS trusting the test CA: (HTTP status, body).
+        fn curl(&self, path: &str, body: Option<&str>) -> (u16, String) {
+            let mut command = Command::new("curl");
+            command.args(["-sS", "-w", "\n%{http_code}", "--cacert"]);
+            command.arg(self.dir.join("ca.crt"));
+            if let Some(body) = body {
+                command.args([
+                    "-H",
+                    "Content-Type: application/json",
+                    "--data-binary",
+                    body,
+                ]);
+            }
+            command.arg(format!("https://localhost:{}{path}", self.port));
+            let out = command.output().expect("curl is needed for this test");
+            assert!(out.status.success(), "curl: {}", stderr(&out));
+            let text = stdout(&out);
+            let (body, code) = text.rsplit_once('\n').unwrap();
+            (code.trim().parse().unwrap(), body.to_owned())
+        }
+
+        fn wait_ready(&self) {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while self.curl("/readyz", None).0 != 200 {
+                assert!(
+                    Instant::now() < deadline,
+                    "not ready in time: {}",
+                    self.stderr()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+
+        /// Sends SIGTERM (to this child only).
+        fn terminate(&self) {
+            let status = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+
+        /// Waits for the process to exit (at most 30 s) and returns its exit code.
+        fn wait_exit(&mut self) -> Option<i32> {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    return status.code();
+                }
+                assert!(Instant::now() < deadline, "the webhook did not exit");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    impl Drop for Webhook {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn review(uid: &str, kind: (&str, &str), object: serde_json::Value) -> String {
+        serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": uid, "operation": "CREATE", "namespace": "shop",
+                "kind": {"group": kind.0, "version": "v1", "kind": kind.1},
+                "userInfo": {"username": "admin"}, "object": object}
+        })
+        .to_string()
+    }
+
+    const SECRET: &str = "TOPSECRETVALUE";
+
+    #[test]
+    fn json_logs_are_json_lines_with_the_uid_and_no_secrets() {
+        let dir = Webhook::dir("json-logs");
+        let port = free_port();
+        let args: Vec<String> = [
+            "webhook",
+            "--tls-cert",
+            dir.join("tls/tls.crt").to_str().unwrap(),
+            "--tls-key",
+            dir.join("tls/tls.key").to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--storage-classes",
+            "policy",
+            "--shutdown-delay",
+            "100ms",
+            "--log-format",
+            "json",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut webhook = Webhook::start(dir, port, &args, &[]);
+        webhook.wait_ready();
+        // A pod with an inline in-tree volume (warned, logged) and a secret in its env.
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "env": [{"name": "PASSWORD", "value": SECRET}]}],
+                     "volumes": [{"name": "d", "awsElasticBlockStore": {"volumeID": "vol-1"}}]}});
+        let (code, body) = webhook.curl("/validate", Some(&review("uid-good-1", ("", "Pod"), pod)));
+        assert_eq!(code, 200, "{body}");
+        assert!(body.contains("warnings"), "{body}");
+        // A malformed object that quotes the secret in serde's error.
+        let bad = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+            "spec": {"containers": [{"name": "c", "ports": [{"containerPort": SECRET}]}]}});
+        let (code, body) = webhook.curl(
+            "/validate",
+            Some(&review("uid-malformed-1", ("", "Pod"), bad)),
+        );
+        assert_eq!(code, 400, "{body}");
+        assert!(!body.contains(SECRET), "{body}");
+        assert!(
+            body.contains("object.spec.containers[0].ports[0].containerPort"),
+            "{body}"
+        );
+        // A body that is not JSON at all, with the secret in it.
+        let (code, body) = webhook.curl("/validate", Some(&format!("{{\"password\": {SECRET}}}")));
+        assert_eq!(code, 400, "{body}");
+        assert!(!body.contains(SECRET), "{body}");
+
+        webhook.terminate();
+        assert_eq!(webhook.wait_exit(), Some(0), "{}", webhook.stderr());
+        let logs = webhook.stderr();
+        assert!(!logs.contains(SECRET), "{logs}");
+        assert!(!logs.contains('\u{1b}'), "no colour codes: {logs}");
+        let lines: Vec<serde_json::Value> = logs
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.is_object() && l["level"].is_string() && l["message"].is_string()),
+            "{logs}"
+        );
+        let find = |message: &str, uid: &str| {
+            lines
+                .iter()
+                .any(|l| l["message"] == message && l["uid"] == uid)
+        };
+        assert!(find("reviewed", "uid-good-1"), "{logs}");
+        assert!(
+            find("rejected a malformed admission request", "uid-malformed-1"),
+            "{logs}"
+        );
+        let rejected = lines
+            .iter()
+            .find(|l| l["uid"] == "uid-malformed-1")
+            .unwrap();
+        assert_eq!(rejected["kind"], "Pod", "{rejected}");
+        assert!(
+            rejected["error"]
+                .as_str()
+                .unwrap()
+                .contains("invalid type, expected i32"),
+            "{rejected}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["message"] == "rejected a malformed admission request"
+                    && l.get("uid").is_none()),
+            "the unparseable body is logged without a uid: {logs}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["message"] == "webhook shutting down"),
+            "{logs}"
+        );
+    }
+
+    #[test]
+    fn text_logs_have_no_colour_codes_off_a_terminal() {
+        let dir = Webhook::dir("text-logs");
+        let port = free_port();
+        let args: Vec<String> = [
+            "webhook",
+            "--tls-cert",
+            dir.join("tls/tls.crt").to_str().unwrap(),
+            "--tls-key",
+            dir.join("tls/tls.key").to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--shutdown-delay=0",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut webhook = Webhook::start(dir, port, &args, &[]);
+        webhook.wait_ready();
+        webhook.terminate();
+        assert_eq!(webhook.wait_exit(), Some(0));
+        let logs = webhook.stderr();
+        assert!(logs.contains("webhook serving"), "{logs}");
+        assert!(
+            logs.contains("no cluster access: claims are judged by the policy's inTreeStorageClasses names only"),
+            "{logs}"
+        );
+        assert!(!logs.contains('\u{1b}'), "{logs:?}");
+    }
+
+    /// The Deployment's container args, as written in deploy/webhook/30-deployment.yaml, are
+    /// accepted by the real binary: it starts, watches StorageClasses (here kube-sim's, through
+    /// $KUBECONFIG in place of the pod's in-cluster config), turns ready, judges a claim by its
+    /// class, and on SIGTERM turns unready and exits cleanly after the shutdown delay.
+    #[test]
+    fn deployment_args_start_the_webhook() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/webhook");
+        let docs = |file: &str| -> Vec<serde_json::Value> {
+            serde_saphyr::from_multiple(&std::fs::read_to_string(root.join(file)).unwrap()).unwrap()
+        };
+        let deployment = &docs("30-deployment.yaml")[0];
+        let policy = docs("20-policy-configmap.yaml")[0]["data"]["policy.yaml"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        assert!(
+            container["command"].is_null(),
+            "the image's ENTRYPOINT is the binary"
+        );
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+
+        let sim = super::sim::Sim::start("webhook-deploy", &[]);
+        let dir = Webhook::dir("deploy");
+        let sc_file = dir.join("sc.yaml");
+        std::fs::write(
+            &sc_file,
+            "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: old-disks\nprovisioner: kubernetes.io/gce-pd\n",
+        )
+        .unwrap();
+        sim.kubectl_ok(&["apply", "-f", sc_file.to_str().unwrap()]);
+
+        // The mounted volumes, under a temporary root: the Secret's files and the ConfigMap's.
+        std::fs::create_dir_all(dir.join("policy")).unwrap();
+        std::fs::write(dir.join("policy/policy.yaml"), policy).unwrap();
+        let port = free_port();
+        let metrics_port = free_port();
+        let mut delay = None;
+        let args: Vec<String> = args
+            .iter()
+            .map(|arg| {
+                let arg = arg.replace("/etc/csi-migrate/", &format!("{}/", dir.display()));
+                if arg.starts_with("--listen=") {
+                    format!("--listen=127.0.0.1:{port}")
+                } else if arg.starts_with("--metrics-listen=") {
+                    format!("--metrics-listen=127.0.0.1:{metrics_port}")
+                } else {
+                    if let Some(value) = arg.strip_prefix("--shutdown-delay=") {
+                        delay = Some(value.to_owned());
+                    }
+                    arg
+                }
+            })
+            .collect();
+        assert_eq!(delay.as_deref(), Some("5s"), "{args:?}");
+        assert!(
+            args.contains(&"--storage-classes=cluster".to_owned()),
+            "{args:?}"
+        );
+        let mut webhook = Webhook::start(dir, port, &args, &[("KUBECONFIG", &sim.kubeconfig)]);
+        assert_eq!(webhook.curl("/healthz", None).0, 200);
+        webhook.wait_ready();
+        let claim = serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "shop"},
+            "spec": {"storageClassName": "old-disks", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}});
+        let (code, body) = webhook.curl(
+            "/validate",
+            Some(&review("uid-claim", ("", "PersistentVolumeClaim"), claim)),
+        );
+        assert_eq!(code, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["response"]["allowed"], true, "{answer}");
+        let warning = answer["response"]["warnings"][0]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            warning.contains("uses StorageClass \"old-disks\" (in-tree: kubernetes.io/gce-pd)"),
+            "{answer}"
+        );
+        // The metrics port answers too.
+        let metrics = Command::new("curl")
+            .args(["-sS", &format!("http://127.0.0.1:{metrics_port}/metrics")])
+            .output()
+            .unwrap();
+        assert!(stdout(&metrics).contains("csi_migrate_webhook_reviews_total"));
+
+        // SIGTERM: unready at once, still serving for the 5 s delay, then a clean exit.
+        let signalled = Instant::now();
+        webhook.terminate();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while webhook.curl("/readyz", None).0 != 503 {
+            assert!(Instant::now() < deadline, "readyz stayed 200 after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(webhook.curl("/healthz", None).0, 200);
+        assert!(
+            signalled.elapsed() < Duration::from_secs(4),
+            "too slow to tell"
+        );
+        assert_eq!(webhook.wait_exit(), Some(0), "{}", webhook.stderr());
+        assert!(signalled.elapsed() >= Duration::from_secs(5));
+        // JSON logs, as the Deployment asks.
+        let logs = webhook.stderr();
+        for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+            let _: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        }
+        assert!(logs.contains("StorageClass cache synced"), "{logs}");
     }
 
     #[test]

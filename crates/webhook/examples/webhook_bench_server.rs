@@ -51,6 +51,8 @@ fn main() -> anyhow::Result<()> {
 
     let mut config = ServeConfig::new(dir.join("tls.crt"), dir.join("tls.key"), listen);
     config.metrics_listen = metrics_listen;
+    // A benchmark server stops at once (no load balancer to drain from).
+    config.shutdown_delay = std::time::Duration::ZERO;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

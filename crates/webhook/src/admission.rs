@@ -9,9 +9,17 @@
 //! | PersistentVolumeClaim | CREATE | inTreePersistentVolumeClaim |
 //! | Pod, PodTemplate, ReplicationController, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob | CREATE, UPDATE (new volumes only) | inTreeInlineVolume (+ inTreePersistentVolumeClaim for StatefulSet claim templates) |
 //!
-//! Everything else (other kinds, DELETE, CONNECT, subresources) is allowed untouched. On a
-//! StorageClass UPDATE a policy `deny` is softened to `warn`: existing in-tree classes must
-//! stay editable (removing the default-class annotation is a step of every migration).
+//! Everything else (other kinds, DELETE, CONNECT, subresources) is allowed untouched.
+//!
+//! On a StorageClass UPDATE a policy `deny` is softened to `warn`: existing in-tree classes
+//! must stay editable (removing the default-class annotation is a step of every
+//! migration). One update is not softened: one that makes an in-tree class the cluster
+//! default (sets `storageclass.kubernetes.io/is-default-class` or its beta spelling to
+//! `"true"` where the old object did not have it), since it puts every new claim without
+//! a class on the in-tree plugin. Under `deny` it is denied.
+//!
+//! Warnings longer than [`MAX_WARNING_CHARS`] are shortened (the API server may truncate
+//! long warnings itself, and cut off the part that says what to do).
 
 use csi_migrate_translate::Translator;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -25,12 +33,28 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use crate::policy::{Action, Policy};
+use crate::policy::{Action, Policy, PolicyRule};
 use crate::review::{AdmissionRequest, AdmissionResponse, ReviewError};
 use crate::rules::{
-    Finding, ObjectName, Rule, csi_migration_parameters, in_tree_claim, in_tree_persistent_volume,
-    in_tree_storage_class, in_tree_storage_class_parameters, inline_volume,
+    Finding, KnownClasses, ObjectName, Rule, csi_migration_parameters, in_tree_claim,
+    in_tree_persistent_volume, in_tree_storage_class, in_tree_storage_class_parameters,
+    inline_volume, is_default_class,
 };
+
+/// The longest warning sent, in characters; longer ones end in `…`.
+pub const MAX_WARNING_CHARS: usize = 256;
+
+fn shorten(mut message: String) -> String {
+    if message.chars().count() > MAX_WARNING_CHARS {
+        let cut = message
+            .char_indices()
+            .nth(MAX_WARNING_CHARS - 1)
+            .map_or(message.len(), |(i, _)| i);
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
 
 /// The kinds the webhook understands, as a bounded metrics label.
 pub fn kind_label(group: &str, kind: &str) -> &'static str {
@@ -113,7 +137,7 @@ pub fn decide(
         verdict.outcomes.push((finding.rule, action));
         match action {
             Action::Deny => denials.push(finding.message),
-            Action::Warn => verdict.warnings.push(finding.message),
+            Action::Warn => verdict.warnings.push(shorten(finding.message)),
             Action::Allow => {}
         }
     }
@@ -129,10 +153,15 @@ fn decode<T: DeserializeOwned>(
     field: &'static str,
     kind: &str,
 ) -> Result<T, ReviewError> {
-    serde_json::from_str(raw.get()).map_err(|source| ReviewError::Object {
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| ReviewError::Object {
         field,
         kind: kind.to_owned(),
-        source,
+        path: match error.path().to_string().as_str() {
+            "." => field.to_owned(),
+            inner => format!("{field}.{inner}"),
+        },
+        source: error.into_inner(),
     })
 }
 
@@ -220,9 +249,11 @@ fn object_name(metadata: &ObjectMeta, request: &AdmissionRequest<'_>) -> String 
 ///
 /// Returns an error only for a malformed request (the server answers 400); an unknown
 /// kind, a DELETE or a subresource is allowed.
+/// `classes` is what the webhook knows of the cluster's StorageClasses (for the claim rule).
 pub fn review(
     request: &AdmissionRequest<'_>,
     policy: &Policy,
+    classes: &dyn KnownClasses,
     translator: &Translator,
 ) -> Result<Verdict, ReviewError> {
     let allow = || Verdict {
@@ -251,15 +282,39 @@ pub fn review(
     match kind {
         "StorageClass" => {
             let sc: StorageClass = decode(object, "object", kind)?;
+            let becomes_default = is_update && is_default_class(&sc) && {
+                match request.old_object {
+                    Some(old) => {
+                        let old: StorageClass = decode(old, "oldObject", kind)?;
+                        !is_default_class(&old)
+                    }
+                    None => true,
+                }
+            };
+            let mut in_tree = in_tree_storage_class::check(&sc, translator);
+            if becomes_default && let Some(finding) = &mut in_tree {
+                // Said early: warnings may be shortened at the end.
+                finding.message = finding.message.replacen(
+                    " uses the in-tree provisioner",
+                    " would become the cluster default class, but uses the in-tree provisioner",
+                    1,
+                );
+            }
             let findings: Vec<Finding> = [
                 csi_migration_parameters::check(&sc, translator),
-                in_tree_storage_class::check(&sc, translator),
+                in_tree,
                 in_tree_storage_class_parameters::check(&sc),
             ]
             .into_iter()
             .flatten()
             .collect();
-            Ok(decide(findings, policy, None, is_update))
+            // An update that makes an in-tree class the default adds in-tree use: not softened.
+            let soften = is_update
+                && !(becomes_default
+                    && findings
+                        .iter()
+                        .any(|f| f.rule == Rule::Policy(PolicyRule::InTreeStorageClass)));
+            Ok(decide(findings, policy, None, soften))
         }
         "PersistentVolume" if is_create => {
             let pv: PersistentVolume = decode(object, "object", kind)?;
@@ -277,7 +332,7 @@ pub fn review(
                 namespace,
                 name: &name,
             };
-            let findings = in_tree_claim::check(&claim, object_name, policy, translator)
+            let findings = in_tree_claim::check(&claim, object_name, policy, classes, translator)
                 .into_iter()
                 .collect();
             Ok(decide(findings, policy, namespace, false))
@@ -322,7 +377,9 @@ pub fn review(
                     namespace,
                     name: &label,
                 };
-                findings.extend(in_tree_claim::check(claim, claim_name, policy, translator));
+                findings.extend(in_tree_claim::check(
+                    claim, claim_name, policy, classes, translator,
+                ));
             }
             Ok(decide(findings, policy, namespace, false))
         }
@@ -333,7 +390,6 @@ pub fn review(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::policy::PolicyRule;
     use crate::review::parse_review;
     use serde_json::{Value, json};
 
@@ -351,7 +407,13 @@ mod tests {
         })
         .to_string();
         let request = parse_review(body.as_bytes()).map_err(|e| e.to_string())?;
-        review(&request, policy, &Translator::new()).map_err(|e| e.to_string())
+        review(
+            &request,
+            policy,
+            &crate::rules::NoClasses,
+            &Translator::new(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn deployment(volumes: Value) -> Value {
@@ -581,6 +643,96 @@ mod tests {
         .unwrap();
         assert!(v.allowed);
         assert_eq!(v.warnings.len(), 2);
+    }
+
+    #[test]
+    fn update_making_an_in_tree_class_the_default_is_not_softened() {
+        let deny = Policy::from_yaml("rules:\n  inTreeStorageClass: deny\n").unwrap();
+        let sc = |provisioner: &str, annotations: Value| {
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                   "metadata": {"name": "gp2", "annotations": annotations},
+                   "provisioner": provisioner})
+        };
+        let ga = "storageclass.kubernetes.io/is-default-class";
+        let beta = "storageclass.beta.kubernetes.io/is-default-class";
+        let update = |policy: &Policy, new: Value, old: Value| {
+            run(
+                policy,
+                ("storage.k8s.io", "StorageClass"),
+                "UPDATE",
+                new,
+                old,
+            )
+            .unwrap()
+        };
+        // (new annotations, old annotations, allowed)
+        let cases = [
+            (json!({ga: "true"}), json!({}), false),
+            (json!({beta: "true"}), json!({}), false),
+            (json!({ga: "true"}), json!({ga: "false"}), false),
+            (json!({ga: "true", "team": "x"}), json!({ga: "true"}), true),
+            (json!({ga: "true"}), json!({beta: "true"}), true),
+            (json!({}), json!({ga: "true"}), true),
+            (json!({ga: "false"}), json!({ga: "true"}), true),
+            (json!({ga: "TRUE"}), json!({}), true),
+            (json!({"team": "x"}), json!({}), true),
+        ];
+        for (new, old, allowed) in cases {
+            let v = update(
+                &deny,
+                sc("kubernetes.io/aws-ebs", new.clone()),
+                sc("kubernetes.io/aws-ebs", old.clone()),
+            );
+            assert_eq!(v.allowed, allowed, "{new} <- {old}: {v:?}");
+            if !allowed {
+                let denial = v.denial.unwrap();
+                assert!(
+                    denial.contains("would become the cluster default class"),
+                    "{denial}"
+                );
+                assert!(denial.contains("ebs.csi.aws.com"), "{denial}");
+            } else {
+                assert_eq!(v.warnings.len(), 1, "{new} <- {old}: {v:?}");
+            }
+        }
+        // A CSI class may become the default, and the policy's action still rules: warn warns.
+        let v = update(
+            &deny,
+            sc("ebs.csi.aws.com", json!({ga: "true"})),
+            sc("ebs.csi.aws.com", json!({})),
+        );
+        assert!(v.allowed && v.warnings.is_empty(), "{v:?}");
+        let v = update(
+            &Policy::default(),
+            sc("kubernetes.io/aws-ebs", json!({ga: "true"})),
+            sc("kubernetes.io/aws-ebs", json!({})),
+        );
+        assert!(v.allowed, "{v:?}");
+        assert!(
+            v.warnings[0].contains("would become the cluster default class"),
+            "{v:?}"
+        );
+        // The in-tree parameters rule follows: not softened on such an update either.
+        let v = update(
+            &Policy::from_yaml("default: deny").unwrap(),
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                   "metadata": {"name": "thick", "annotations": {ga: "true"}},
+                   "provisioner": "kubernetes.io/vsphere-volume", "parameters": {"diskformat": "zeroedthick"}}),
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "thick"},
+                   "provisioner": "kubernetes.io/vsphere-volume", "parameters": {"diskformat": "zeroedthick"}}),
+        );
+        assert!(!v.allowed);
+        assert_eq!(v.outcomes.len(), 2, "{v:?}");
+    }
+
+    #[test]
+    fn long_warnings_are_shortened() {
+        let short = "x".repeat(MAX_WARNING_CHARS);
+        assert_eq!(shorten(short.clone()), short);
+        let long = "é".repeat(MAX_WARNING_CHARS + 10);
+        let got = shorten(long);
+        assert_eq!(got.chars().count(), MAX_WARNING_CHARS);
+        assert!(got.ends_with('…'));
     }
 
     #[test]

@@ -3,7 +3,13 @@
 //! The rules ([`rules`]) are pure functions of one object; [`admission`] decodes a request,
 //! runs the rules for its kind and applies the [`policy`]; [`server`] serves that over
 //! HTTPS (axum + rustls/ring) with health, readiness and Prometheus [`metrics`] endpoints,
-//! and reloads the certificate and the policy file when they change.
+//! and reloads the certificate and the policy file when they change. With cluster access
+//! ([`ServeConfig::cluster`]) it keeps a cache of the cluster's StorageClasses
+//! ([`storage_classes`]) so that claims are judged by their class's real provisioner.
+//!
+//! Shutdown: when the `shutdown` future completes, `/readyz` turns 503 at once, the server
+//! keeps answering for [`ServeConfig::shutdown_delay`] (while the pod leaves the Service's
+//! endpoints), then stops accepting connections and drains in-flight requests.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), csi_migrate_webhook::WebhookError> {
@@ -19,9 +25,11 @@ pub mod policy;
 pub mod review;
 pub mod rules;
 pub mod server;
+pub mod storage_classes;
 pub mod tls;
 
 pub use policy::{Action, Policy, PolicyError, PolicyRule};
 pub use review::ReviewError;
 pub use server::{BoundWebhook, ServeConfig, WebhookError, serve, shutdown_signal};
+pub use storage_classes::{ClusterAccess, StorageClassCache};
 pub use tls::TlsError;

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub latency: Histogram,
     /// Certificate and policy reloads, by file and result.
     pub reloads: Family<ReloadLabels, Counter>,
+    /// Failed StorageClass lists or watches (each is retried with backoff).
+    pub storage_class_watch_errors: Counter,
 }
 
 impl Metrics {
@@ -58,6 +60,7 @@ impl Metrics {
         // 10 µs .. ~5 s
         let latency = Histogram::new(exponential_buckets(0.000_01, 2.5, 15));
         let reloads = Family::<ReloadLabels, Counter>::default();
+        let storage_class_watch_errors = Counter::default();
         registry.register(
             "reviews",
             "AdmissionReviews answered, by kind and result",
@@ -78,12 +81,18 @@ impl Metrics {
             "Certificate and policy file reloads",
             reloads.clone(),
         );
+        registry.register(
+            "storage_class_watch_errors",
+            "Failed StorageClass lists or watches (retried with backoff)",
+            storage_class_watch_errors.clone(),
+        );
         Arc::new(Metrics {
             registry,
             reviews,
             decisions,
             latency,
             reloads,
+            storage_class_watch_errors,
         })
     }
 

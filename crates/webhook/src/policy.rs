@@ -14,9 +14,14 @@
 //!   - namespace: legacy-db       # every rule is allowed here
 //!   - namespace: batch
 //!     rules: [inTreeInlineVolume]
-//! inTreeStorageClasses:          # class name -> in-tree provisioner, for the PVC rule
-//!   standard: kubernetes.io/gce-pd
+//! inTreeStorageClasses:          # optional: class name -> in-tree provisioner, for the PVC rule
+//!   legacy-disks: kubernetes.io/gce-pd
 //! ```
+//!
+//! `inTreeStorageClasses` is an override: a claim on a listed class is judged in-tree with
+//! the listed provisioner whatever the cluster says. With cluster access the webhook
+//! watches the StorageClasses itself ([`crate::storage_classes`]) and needs no names;
+//! without it, the names are the only way to judge a claim by its class.
 //!
 //! The `csiMigrationParameters` rule (migration-only parameters on a CSI StorageClass) is
 //! not configurable: such a class is always denied.
@@ -111,9 +116,10 @@ pub struct Policy {
     /// Namespaces where rules are allowed (cluster-scoped objects have no namespace and are never exempt).
     #[serde(default)]
     pub exemptions: Vec<Exemption>,
-    /// StorageClass names known to use an in-tree provisioner, mapped to that provisioner.
+    /// StorageClass names to treat as in-tree, mapped to their in-tree provisioner.
     ///
-    /// The webhook has no cluster access, so a PVC's class can only be judged by name.
+    /// Takes precedence over the StorageClass cache, and is the only source of class
+    /// knowledge when the webhook runs without cluster access.
     #[serde(default)]
     pub in_tree_storage_classes: BTreeMap<String, String>,
 }

@@ -19,7 +19,7 @@ pub enum ReviewError {
     #[error("invalid Content-Type {0:?}; expected application/json")]
     ContentType(String),
     /// The body is not JSON, or its fields have the wrong types.
-    #[error("request body is not a valid AdmissionReview: {0}")]
+    #[error("request body is not a valid AdmissionReview: {}", value_free(.0))]
     Json(#[from] serde_json::Error),
     /// The body is JSON but not an `admission.k8s.io/v1` `AdmissionReview`.
     #[error(
@@ -46,41 +46,86 @@ pub enum ReviewError {
         kind: String,
     },
     /// The `object` (or `oldObject`) does not decode as the kind the request names.
-    #[error("{field} is not a valid {kind}: {source}")]
+    #[error("{field} is not a valid {kind}: {} (at {path})", value_free(.source))]
     Object {
         /// `object` or `oldObject`.
         field: &'static str,
         /// The request's kind.
         kind: String,
+        /// Where decoding failed, e.g. `object.spec.volumes[0].name` (`object` for the top).
+        path: String,
         /// The decoding error.
         source: serde_json::Error,
     },
 }
 
 impl ReviewError {
-    /// A description for logs that never quotes the request's content (JSON errors can
-    /// cite the offending value, which may be a secret): only the error class and position.
+    /// The error as text (the same as `Display`). It never quotes the request's content:
+    /// JSON errors can cite the offending value, which may be a secret, so only the error
+    /// class, what was expected and where (field path, line and column) are kept. Used in
+    /// logs and in the 400 answer to clients.
     pub fn summary(&self) -> String {
-        let json = |e: &serde_json::Error| {
-            format!(
-                "{:?} error at line {} column {}",
-                e.classify(),
-                e.line(),
-                e.column()
-            )
-        };
-        match self {
-            ReviewError::Json(e) => {
-                format!("request body is not a valid AdmissionReview: {}", json(e))
-            }
-            ReviewError::Object {
-                field,
-                kind,
-                source,
-            } => format!("{field} is not a valid {kind}: {}", json(source)),
-            other => other.to_string(),
-        }
+        self.to_string()
     }
+}
+
+/// A serde_json error without the value it may quote: `invalid type: string "hunter2",
+/// expected a sequence at line 1 column 9` becomes `invalid type, expected a sequence, at
+/// line 1 column 9`.
+fn value_free(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = e.to_string();
+    // Drop serde_json's own " at line L column C" suffix; the position is added below.
+    let text = match text.rfind(" at line ") {
+        Some(i) if e.line() > 0 => &text[..i],
+        _ => text.as_str(),
+    };
+    let mut out = match e.classify() {
+        // serde_json's own fixed texts ("expected value", "trailing characters", ...).
+        Category::Syntax | Category::Eof => text.to_owned(),
+        Category::Io => "I/O error".to_owned(),
+        // Data errors quote the input ("invalid type: string \"hunter2\""): keep serde's
+        // fixed prefix and its "expected X" (X names the type being decoded), nothing else.
+        Category::Data => {
+            const PREFIXES: [&str; 7] = [
+                "invalid type",
+                "invalid value",
+                "invalid length",
+                "unknown variant",
+                "unknown field",
+                "missing field",
+                "duplicate field",
+            ];
+            let mut out = PREFIXES
+                .iter()
+                .find(|p| text.starts_with(*p))
+                .map_or("invalid data", |p| p)
+                .to_owned();
+            // A missing or duplicate field's name comes from the schema, not the input.
+            for prefix in ["missing field `", "duplicate field `"] {
+                if let Some(field) = text
+                    .strip_prefix(prefix)
+                    .and_then(|rest| rest.strip_suffix('`'))
+                    .filter(|f| !f.contains('`'))
+                {
+                    out.push_str(&format!(" `{field}`"));
+                }
+            }
+            if let Some(expected) = text
+                .rfind(", expected ")
+                .map(|i| &text[i + 2..])
+                .filter(|x| !x.contains('"'))
+            {
+                out.push_str(", ");
+                out.push_str(expected);
+            }
+            out
+        }
+    };
+    if e.line() > 0 {
+        out.push_str(&format!(", at line {} column {}", e.line(), e.column()));
+    }
+    out
 }
 
 /// Group, version and kind of the object under review.
@@ -303,6 +348,55 @@ mod tests {
             let err = parse_review(body.as_bytes()).unwrap_err().to_string();
             assert!(err.contains(needle), "{body:?}: {err}");
         }
+    }
+
+    #[test]
+    fn error_texts_never_quote_values() {
+        const SECRET: &str = "TOPSECRETVALUE";
+        // Envelope errors.
+        let bodies = [
+            format!(
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":["{SECRET}"]}}}}"#
+            ),
+            format!(
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","object":{{"a":"{SECRET}"}}"#
+            ),
+            format!(
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":"{SECRET}"}}"#
+            ),
+            format!(
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","kind":{{"group":{{"{SECRET}":1}}}}}}}}"#
+            ),
+        ];
+        for body in &bodies {
+            let err = parse_review(body.as_bytes()).unwrap_err();
+            let text = err.to_string();
+            assert!(!text.contains(SECRET), "{text}");
+            assert_eq!(err.summary(), text);
+            assert!(text.contains("at line 1 column"), "{text}");
+        }
+        let err = parse_review(bodies[0].as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("invalid type, expected a string"), "{err}");
+        // Object errors carry the path, never the value.
+        let object: Result<k8s_openapi::api::core::v1::Pod, _> = {
+            let raw = format!(r#"{{"spec":{{"volumes":"{SECRET}"}}}}"#);
+            let mut de = serde_json::Deserializer::from_str(&raw);
+            serde_path_to_error::deserialize(&mut de)
+        };
+        let error = object.unwrap_err();
+        let err = ReviewError::Object {
+            field: "object",
+            kind: "Pod".into(),
+            path: format!("object.{}", error.path()),
+            source: error.into_inner(),
+        };
+        let text = err.to_string();
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(
+            text.starts_with("object is not a valid Pod: invalid type, expected a sequence"),
+            "{text}"
+        );
+        assert!(text.ends_with("(at object.spec.volumes)"), "{text}");
     }
 
     #[test]

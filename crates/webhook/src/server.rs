@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -21,10 +21,16 @@ use crate::admission::{self, kind_label};
 use crate::metrics::{DecisionLabels, Metrics, ReloadLabels, ReviewLabels};
 use crate::policy::{Policy, PolicyError};
 use crate::review::{self, ReviewError};
+use crate::rules::{KnownClasses, NoClasses};
+use crate::storage_classes::{ClusterAccess, StorageClassCache};
 use crate::tls::{self, TlsError};
 
 /// Largest AdmissionReview body accepted (an object plus its old version, with room to spare).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long a review waits for the StorageClass cache's first list before it is judged
+/// with what is known (the policy's class names); below the manifests' 5 s webhook timeout.
+pub const CLASS_SYNC_WAIT: Duration = Duration::from_secs(3);
 
 /// How to run the webhook.
 #[derive(Debug, Clone)]
@@ -41,13 +47,20 @@ pub struct ServeConfig {
     pub policy: Option<PathBuf>,
     /// How often the certificate, key and policy files are checked for changes.
     pub reload_interval: Duration,
-    /// How long in-flight requests may take to finish after shutdown is requested.
+    /// How long the server keeps serving after shutdown is requested, with `/readyz`
+    /// already answering 503: the time it takes the endpoints controller and every
+    /// API server to stop sending reviews to this pod. Then the listener closes.
+    pub shutdown_delay: Duration,
+    /// How long in-flight requests may take to finish once the listener has closed.
     pub shutdown_grace: Duration,
+    /// Cluster access for the StorageClass cache; without it, claims are judged by the
+    /// policy's `inTreeStorageClasses` names only.
+    pub cluster: Option<ClusterAccess>,
 }
 
 impl ServeConfig {
-    /// A configuration with no metrics endpoint, no policy file, a 2 s reload interval
-    /// and a 10 s shutdown grace period.
+    /// A configuration with no metrics endpoint, no policy file, no cluster access, a 2 s
+    /// reload interval, a 5 s shutdown delay and a 10 s shutdown grace period.
     pub fn new(
         tls_cert: impl Into<PathBuf>,
         tls_key: impl Into<PathBuf>,
@@ -60,7 +73,9 @@ impl ServeConfig {
             metrics_listen: None,
             policy: None,
             reload_interval: Duration::from_secs(2),
+            shutdown_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
+            cluster: None,
         }
     }
 }
@@ -99,7 +114,10 @@ struct AppState {
     policy: RwLock<Arc<Policy>>,
     translator: Translator,
     metrics: Arc<Metrics>,
-    ready: AtomicBool,
+    /// True from start-up until shutdown is requested.
+    serving: AtomicBool,
+    /// The StorageClass cache, when the webhook has cluster access (set once, at start).
+    classes: OnceLock<StorageClassCache>,
 }
 
 impl AppState {
@@ -107,6 +125,18 @@ impl AppState {
         match self.policy.read() {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Ready: serving, and the StorageClass cache (if any) has synced once.
+    fn is_ready(&self) -> bool {
+        self.serving.load(Ordering::SeqCst) && self.classes.get().is_none_or(|c| c.is_synced())
+    }
+
+    fn known_classes(&self) -> &dyn KnownClasses {
+        match self.classes.get() {
+            Some(cache) => cache,
+            None => &NoClasses,
         }
     }
 
@@ -190,7 +220,8 @@ impl BoundWebhook {
             policy: RwLock::new(Arc::new(policy)),
             translator: Translator::new(),
             metrics: Metrics::new(),
-            ready: AtomicBool::new(false),
+            serving: AtomicBool::new(false),
+            classes: OnceLock::new(),
         });
         Ok(BoundWebhook {
             config,
@@ -214,7 +245,9 @@ impl BoundWebhook {
         self.metrics_addr
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight requests (up to the grace period).
+    /// Serves until `shutdown` completes; then `/readyz` answers 503 at once, the server
+    /// keeps serving for the shutdown delay, closes its listener and drains in-flight
+    /// requests (up to the grace period).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), WebhookError> {
         let BoundWebhook {
             config,
@@ -227,6 +260,10 @@ impl BoundWebhook {
             seen,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        if let Some(access) = config.cluster.clone() {
+            let cache = StorageClassCache::start(access, Arc::clone(&state.metrics));
+            let _ = state.classes.set(cache);
+        }
 
         let app = Router::new()
             .route("/validate", post(validate))
@@ -276,15 +313,33 @@ impl BoundWebhook {
             stop_rx,
         ));
 
-        state.ready.store(true, Ordering::SeqCst);
-        tracing::info!(%local_addr, metrics_addr = ?metrics_addr, policy = ?config.policy, "webhook serving");
+        state.serving.store(true, Ordering::SeqCst);
+        tracing::info!(
+            %local_addr,
+            metrics_addr = ?metrics_addr,
+            policy = ?config.policy,
+            storage_class_cache = config.cluster.is_some(),
+            "webhook serving"
+        );
 
-        let early_exit = tokio::select! {
+        let mut early_exit = tokio::select! {
             () = shutdown => None,
             result = &mut admission_task => Some(result),
         };
+        state.serving.store(false, Ordering::SeqCst);
+        if early_exit.is_none() && !config.shutdown_delay.is_zero() {
+            // Still serving: reviews keep arriving until every API server has seen this
+            // pod leave the Service's endpoints.
+            tracing::info!(
+                delay = ?config.shutdown_delay,
+                "shutdown requested: not ready any more, serving on until endpoints are updated"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(config.shutdown_delay) => {}
+                result = &mut admission_task => early_exit = Some(result),
+            }
+        }
         tracing::info!("webhook shutting down");
-        state.ready.store(false, Ordering::SeqCst);
         handle.graceful_shutdown(Some(config.shutdown_grace));
         let _ = stop_tx.send(true);
 
@@ -293,6 +348,9 @@ impl BoundWebhook {
             None => admission_task.await,
         };
         let _ = reload_task.await;
+        if let Some(cache) = state.classes.get() {
+            cache.stop();
+        }
         if let Some(task) = metrics_task
             && let Ok(Err(source)) = task.await
         {
@@ -455,7 +513,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready.load(Ordering::SeqCst) {
+    if state.is_ready() {
         (StatusCode::OK, "ok").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
@@ -475,6 +533,14 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
+    if let Some(cache) = state.classes.get()
+        && !cache.is_synced()
+        && !cache.wait_synced(CLASS_SYNC_WAIT).await
+    {
+        tracing::warn!(
+            "StorageClass cache not synced yet; judging claims by the policy's class names only"
+        );
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -488,8 +554,15 @@ async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
             json,
         )
             .into_response(),
-        Err(error) => {
-            tracing::warn!(error = %error.summary(), "rejected a malformed admission request");
+        Err(Malformed { uid, kind, error }) => {
+            // The summary never quotes the object: safe for logs and for the client.
+            let summary = error.summary();
+            match uid {
+                Some(uid) => {
+                    tracing::warn!(%uid, kind, error = %summary, "rejected a malformed admission request")
+                }
+                None => tracing::warn!(error = %summary, "rejected a malformed admission request"),
+            }
             state
                 .metrics
                 .reviews
@@ -498,7 +571,7 @@ async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
                     result: "malformed",
                 })
                 .inc();
-            (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response()
+            (StatusCode::BAD_REQUEST, format!("{summary}\n")).into_response()
         }
     };
     state
@@ -508,23 +581,37 @@ async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     response
 }
 
+/// A request the server answers with 400, and what is known of it.
+struct Malformed {
+    /// The request's uid, when the envelope could be parsed.
+    uid: Option<String>,
+    /// The kind label, when the envelope could be parsed.
+    kind: &'static str,
+    error: ReviewError,
+}
+
+impl From<ReviewError> for Malformed {
+    fn from(error: ReviewError) -> Self {
+        Malformed {
+            uid: None,
+            kind: "unknown",
+            error,
+        }
+    }
+}
+
 /// Parses, reviews and encodes one request; errors are malformed requests.
-fn answer(
-    state: &AppState,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Result<Vec<u8>, ReviewError> {
+fn answer(state: &AppState, content_type: Option<&str>, body: &[u8]) -> Result<Vec<u8>, Malformed> {
     review::check_content_type(content_type)?;
     let request = review::parse_review(body)?;
     let kind = kind_label(&request.kind.group, &request.kind.kind);
     let policy = state.policy();
-    let verdict = match admission::review(&request, &policy, &state.translator) {
-        Ok(verdict) => verdict,
-        Err(error) => {
-            tracing::warn!(uid = %request.uid, kind, error = %error.summary(), "admission request has a malformed object");
-            return Err(error);
-        }
-    };
+    let verdict = admission::review(&request, &policy, state.known_classes(), &state.translator)
+        .map_err(|error| Malformed {
+            uid: Some(request.uid.clone()),
+            kind,
+            error,
+        })?;
     let result = verdict.result_label();
     for (rule, action) in &verdict.outcomes {
         state

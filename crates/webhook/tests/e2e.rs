@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use csi_migrate_webhook::{BoundWebhook, ServeConfig, WebhookError};
+use csi_migrate_webhook::{BoundWebhook, ClusterAccess, ServeConfig, WebhookError};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -131,10 +131,24 @@ impl Harness {
             .unwrap()
     }
 
-    async fn shutdown(mut self) -> Result<(), WebhookError> {
+    /// The status of `GET /readyz` on the admission port.
+    async fn readyz(&self) -> StatusCode {
+        self.client
+            .get(self.url("/readyz"))
+            .send()
+            .await
+            .map_or(StatusCode::IM_A_TEAPOT, |r| r.status())
+    }
+
+    /// Asks the server to shut down (as SIGTERM does), without waiting.
+    fn signal_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    async fn shutdown(mut self) -> Result<(), WebhookError> {
+        self.signal_shutdown();
         let task = self.task.take().unwrap();
         tokio::time::timeout(Duration::from_secs(15), task)
             .await
@@ -154,7 +168,25 @@ fn install_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// How to start a webhook for a test.
+#[derive(Default)]
+struct Setup<'a> {
+    policy: Option<&'a str>,
+    cluster: Option<ClusterAccess>,
+    shutdown_delay: Duration,
+    /// Return before `/readyz` answers 200.
+    no_wait: bool,
+}
+
 async fn start(policy: Option<&str>) -> Harness {
+    start_with(Setup {
+        policy,
+        ..Setup::default()
+    })
+    .await
+}
+
+async fn start_with(setup: Setup<'_>) -> Harness {
     install_provider();
     let dir = tempfile::tempdir().unwrap();
     let pki = pki("test CA 1");
@@ -168,7 +200,9 @@ async fn start(policy: Option<&str>) -> Harness {
     config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     config.reload_interval = Duration::from_millis(50);
     config.shutdown_grace = Duration::from_secs(2);
-    if let Some(policy) = policy {
+    config.shutdown_delay = setup.shutdown_delay;
+    config.cluster = setup.cluster;
+    if let Some(policy) = setup.policy {
         let path = dir.path().join("policy.yaml");
         write(&path, policy);
         config.policy = Some(path);
@@ -188,15 +222,12 @@ async fn start(policy: Option<&str>) -> Harness {
         stop: Some(stop_tx),
         task: Some(task),
     };
-    wait_until("the server is ready", || async {
-        harness
-            .client
-            .get(harness.url("/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == StatusCode::OK)
-    })
-    .await;
+    if !setup.no_wait {
+        wait_until("the server is ready", || async {
+            harness.readyz().await == StatusCode::OK
+        })
+        .await;
+    }
     harness
 }
 
@@ -269,14 +300,32 @@ fn workloads() -> Vec<((&'static str, &'static str), Value)> {
             json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta("nightly"),
             "spec": {"schedule": "0 0 * * *", "jobTemplate": {"spec": {"template": t}}}}),
         ),
+        (
+            ("", "PodTemplate"),
+            json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": meta("web-template"),
+            "template": t}),
+        ),
+        (
+            ("", "ReplicationController"),
+            json!({"apiVersion": "v1", "kind": "ReplicationController", "metadata": meta("web-rc"),
+            "spec": {"replicas": 2, "selector": {"app": "web"}, "template": t}}),
+        ),
     ]
 }
 
+/// The response's warnings, each checked to fit in 256 characters (the API server may
+/// truncate longer ones).
 fn warnings(response: &Value) -> Vec<String> {
-    response["warnings"]
+    let warnings: Vec<String> = response["warnings"]
         .as_array()
         .map(|w| w.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    for w in &warnings {
+        assert!(w.chars().count() <= 256, "{} chars: {w}", w.chars().count());
+        // Every warning these tests provoke fits without being shortened.
+        assert!(!w.ends_with('…'), "shortened: {w}");
+    }
+    warnings
 }
 
 fn denial(response: &Value) -> String {
@@ -374,11 +423,57 @@ async fn in_tree_storage_class_warns_by_default_and_denies_by_policy() {
             "UPDATE",
             None,
             sc.clone(),
-            sc,
+            sc.clone(),
         )
         .await;
     assert_eq!(r["allowed"], true);
     assert_eq!(warnings(&r).len(), 1);
+    // ... unless the update makes the in-tree class the cluster default: every new claim
+    // without a class would land on it.
+    for key in [
+        "storageclass.kubernetes.io/is-default-class",
+        "storageclass.beta.kubernetes.io/is-default-class",
+    ] {
+        let mut default = sc.clone();
+        default["metadata"]["annotations"] = json!({key: "true"});
+        let r = h
+            .review(
+                ("storage.k8s.io", "StorageClass"),
+                "UPDATE",
+                None,
+                default.clone(),
+                sc.clone(),
+            )
+            .await;
+        let message = denial(&r);
+        assert!(
+            message.contains("StorageClass \"gp2\" would become the cluster default class"),
+            "{message}"
+        );
+        assert!(message.contains("ebs.csi.aws.com"), "{message}");
+        // Already the default: an ordinary update, softened.
+        let r = h
+            .review(
+                ("storage.k8s.io", "StorageClass"),
+                "UPDATE",
+                None,
+                default.clone(),
+                default.clone(),
+            )
+            .await;
+        assert_eq!(r["allowed"], true, "{r}");
+        // Removing the annotation (a migration step) is always possible.
+        let r = h
+            .review(
+                ("storage.k8s.io", "StorageClass"),
+                "UPDATE",
+                None,
+                sc.clone(),
+                default,
+            )
+            .await;
+        assert_eq!(r["allowed"], true, "{r}");
+    }
     h.shutdown().await.unwrap();
 }
 
@@ -547,6 +642,8 @@ async fn inline_in_tree_volumes_in_pods_and_every_template_kind() {
         );
         assert!(!w[0].contains("hunter2"), "{w:?}");
     }
+    // Seven workload kinds, Pods, PodTemplates and ReplicationControllers: nine kinds.
+    assert_eq!(workloads().len(), 9);
     h.shutdown().await.unwrap();
 
     let h = start(Some("rules:\n  inTreeInlineVolume: deny\n")).await;
@@ -685,6 +782,7 @@ async fn malformed_requests_get_400_with_a_clear_message() {
         let (status, text) = h.post(content_type, body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
         assert!(text.contains(needle), "{body}: {text}");
+        assert!(!text.contains("hunter2"), "{body}: {text}");
     }
     // Wrong method and oversized bodies are refused by the HTTP layer, not crashes.
     let get = h.client.get(h.url("/validate")).send().await.unwrap();
@@ -706,7 +804,7 @@ async fn malformed_requests_get_400_with_a_clear_message() {
     assert_eq!(r["allowed"], true);
     assert!(
         h.metrics().await.contains(
-            "csi_migrate_webhook_reviews_total{kind=\"unknown\",result=\"malformed\"} 13"
+            "csi_migrate_webhook_reviews_total{kind=\"unknown\",result=\"malformed\"} 13\n"
         )
     );
     h.shutdown().await.unwrap();
@@ -897,4 +995,344 @@ async fn start_up_errors_are_reported_not_panics() {
     // `serve` reports the same errors.
     let missing = ServeConfig::new(dir.path().join("nope.crt"), &key, listen);
     assert!(csi_migrate_webhook::serve(missing, async {}).await.is_err());
+}
+
+#[tokio::test]
+async fn a_400_answer_names_the_type_and_path_never_the_value() {
+    let h = start(None).await;
+    const SECRET: &str = "TOPSECRETVALUE";
+    let envelope = |request: Value| {
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+            .to_string()
+    };
+    let cases = [
+        (
+            envelope(
+                json!({"uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
+                            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                                       "spec": {"containers": [{"name": "c", "ports": [{"containerPort": SECRET}]}]}}}),
+            ),
+            vec![
+                "object is not a valid Pod: invalid type, expected i32",
+                "(at object.spec.containers[0].ports[0].containerPort)",
+            ],
+        ),
+        (
+            envelope(
+                json!({"uid": "u2", "kind": {"group": "storage.k8s.io", "version": "v1", "kind": "StorageClass"}, "operation": "CREATE",
+                            "object": {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "s"},
+                                       "provisioner": "kubernetes.io/aws-ebs", "allowVolumeExpansion": SECRET}}),
+            ),
+            vec![
+                "object is not a valid StorageClass: invalid type, expected a boolean",
+                "(at object.allowVolumeExpansion)",
+            ],
+        ),
+        (
+            envelope(json!({"uid": "u4", "kind": SECRET})),
+            vec![
+                "request body is not a valid AdmissionReview: invalid type, expected struct GroupVersionKind, at line 1 column",
+            ],
+        ),
+        (
+            format!(
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u3","token":"{SECRET}"#
+            ),
+            vec!["request body is not a valid AdmissionReview: EOF while parsing"],
+        ),
+    ];
+    for (body, needles) in cases {
+        let (status, text) = h.post(Some("application/json"), body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
+        assert!(!text.contains(SECRET), "{text}");
+        for needle in needles {
+            assert!(text.contains(needle), "{needle:?} in {text}");
+        }
+    }
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_turns_readiness_off_then_serves_for_the_delay() {
+    let delay = Duration::from_secs(3);
+    let mut h = start_with(Setup {
+        shutdown_delay: delay,
+        ..Setup::default()
+    })
+    .await;
+    let (kind, pod) = workloads().swap_remove(0);
+    let signalled = Instant::now();
+    h.signal_shutdown();
+    wait_until("readyz answers 503", || async {
+        h.readyz().await == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    // The metrics port's probe agrees, and liveness is unaffected.
+    let r = reqwest::get(format!("http://{}/readyz", h.metrics_addr))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let r = h.client.get(h.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Reviews are still answered during the delay, on new connections too.
+    let r = h
+        .review(kind, "CREATE", Some("shop"), pod.clone(), Value::Null)
+        .await;
+    assert_eq!(r["allowed"], true);
+    let fresh = h.client.clone();
+    let r = fresh.get(h.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        signalled.elapsed() < delay,
+        "the checks took longer than the delay; cannot tell"
+    );
+    let url = h.url("/healthz");
+    h.shutdown().await.unwrap();
+    assert!(
+        signalled.elapsed() >= delay,
+        "stopped after {:?}, before the {delay:?} delay",
+        signalled.elapsed()
+    );
+    let after = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    assert!(after.get(&url).send().await.is_err());
+}
+
+// ---- the StorageClass cache, against kube-sim over HTTPS ----
+
+/// A simulated API server over HTTPS, with a kube client trusting its CA.
+struct Sim {
+    server: kube_sim::RunningServer,
+    faults: std::sync::Arc<kube_sim::faults::Faults>,
+    client: kube::Client,
+}
+
+async fn sim() -> Sim {
+    install_provider();
+    let store = std::sync::Arc::new(kube_sim::Store::new(1_000));
+    let faults = std::sync::Arc::new(kube_sim::faults::Faults::default());
+    let server =
+        kube_sim::serve_with_faults(store, "127.0.0.1:0".parse().unwrap(), true, faults.clone())
+            .await
+            .unwrap();
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let yaml = kube_sim::kubeconfig::kubeconfig(&server.url, server.ca_pem.as_deref());
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&yaml).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    Sim {
+        server,
+        faults,
+        client: kube::Client::try_from(config).unwrap(),
+    }
+}
+
+impl Sim {
+    async fn create_class(&self, name: &str, provisioner: &str, default: bool) {
+        let mut class = storage_class(name, provisioner, json!({}));
+        if default {
+            class["metadata"]["annotations"] =
+                json!({"storageclass.kubernetes.io/is-default-class": "true"});
+        }
+        let class: k8s_openapi::api::storage::v1::StorageClass =
+            serde_json::from_value(class).unwrap();
+        kube::Api::all(self.client.clone())
+            .create(&kube::api::PostParams::default(), &class)
+            .await
+            .unwrap();
+    }
+
+    /// Every list and watch of StorageClasses fails with a 500 while `on`.
+    fn fail_storage_class_reads(&self, on: bool) {
+        let mut config = kube_sim::faults::FaultConfig::default();
+        if on {
+            config.errors.push(kube_sim::faults::ErrorRule {
+                verb: Some("GET".into()),
+                resource: Some("storageclasses".into()),
+                code: 500,
+                rate: 1.0,
+            });
+        }
+        self.faults.set(config);
+    }
+}
+
+fn claim(class: Option<&str>) -> Value {
+    let mut spec =
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}});
+    if let Some(class) = class {
+        spec["storageClassName"] = json!(class);
+    }
+    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+           "metadata": {"name": "data", "namespace": "shop"}, "spec": spec})
+}
+
+impl Harness {
+    /// `csi_migrate_webhook_storage_class_watch_errors_total`.
+    async fn watch_errors(&self) -> u64 {
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix("csi_migrate_webhook_storage_class_watch_errors_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn review_claim(&self, class: Option<&str>) -> Value {
+        self.review(
+            ("", "PersistentVolumeClaim"),
+            "CREATE",
+            Some("shop"),
+            claim(class),
+            Value::Null,
+        )
+        .await
+    }
+}
+
+/// Like `wait_until`, with room for the watcher's backoff (0.8 s doubling, with jitter).
+async fn wait_long<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn claims_are_judged_by_the_cluster_storage_classes() {
+    let sim = sim().await;
+    sim.create_class("old-disks", "kubernetes.io/gce-pd", false)
+        .await;
+    sim.create_class("fast", "pd.csi.storage.gke.io", false)
+        .await;
+    // The API server refuses to list classes at first: the webhook must not be ready.
+    sim.fail_storage_class_reads(true);
+    let mut h = start_with(Setup {
+        policy: Some("default: warn\n"),
+        cluster: Some(ClusterAccess(sim.client.clone())),
+        no_wait: true,
+        ..Setup::default()
+    })
+    .await;
+    wait_until("the server listens", || async {
+        h.client.get(h.url("/healthz")).send().await.is_ok()
+    })
+    .await;
+    for _ in 0..10 {
+        assert_eq!(h.readyz().await, StatusCode::SERVICE_UNAVAILABLE);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_until("a failed list is counted", || async {
+        h.watch_errors().await > 0
+    })
+    .await;
+    // The watcher retries with backoff and syncs once the API server answers.
+    sim.fail_storage_class_reads(false);
+    wait_long("ready after the first list", || async {
+        h.readyz().await == StatusCode::OK
+    })
+    .await;
+
+    let r = h.review_claim(Some("old-disks")).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    let w = warnings(&r);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains(
+            "PersistentVolumeClaim \"data\" in namespace \"shop\" uses StorageClass \"old-disks\" (in-tree: kubernetes.io/gce-pd)"
+        ),
+        "{w:?}"
+    );
+    assert!(w[0].contains("pd.csi.storage.gke.io"), "{w:?}");
+    for ok in [Some("fast"), Some("unknown"), Some(""), None] {
+        let r = h.review_claim(ok).await;
+        assert_eq!(r["allowed"], true, "{ok:?}: {r}");
+        assert!(r.get("warnings").is_none(), "{ok:?}: {r}");
+    }
+
+    // Classes created after start-up are picked up by the watch, including a new default.
+    sim.create_class("late-ebs", "kubernetes.io/aws-ebs", false)
+        .await;
+    sim.create_class("legacy-default", "kubernetes.io/cinder", true)
+        .await;
+    wait_until("the new classes are known", || async {
+        !warnings(&h.review_claim(Some("late-ebs")).await).is_empty()
+            && !warnings(&h.review_claim(None).await).is_empty()
+    })
+    .await;
+    let w = warnings(&h.review_claim(None).await);
+    assert!(
+        w[0].contains("has no class, so gets the default StorageClass \"legacy-default\""),
+        "{w:?}"
+    );
+    assert!(w[0].contains("cinder.csi.openstack.org"), "{w:?}");
+
+    // Under a deny policy the same claims are denied.
+    write(
+        &h.policy_path(),
+        "rules:\n  inTreePersistentVolumeClaim: deny\n",
+    );
+    wait_until("the deny policy is in force", || async {
+        h.review_claim(Some("old-disks")).await["allowed"] == false
+    })
+    .await;
+    let message = denial(&h.review_claim(Some("late-ebs")).await);
+    assert!(message.contains("ebs.csi.aws.com"), "{message}");
+    let r = h.review_claim(Some("fast")).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    // StatefulSet claim templates are judged the same way.
+    let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "db"}}, "serviceName": "db",
+                 "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim(Some("old-disks"))["spec"]}]}});
+    let r = h
+        .review(
+            ("apps", "StatefulSet"),
+            "CREATE",
+            Some("shop"),
+            sts,
+            Value::Null,
+        )
+        .await;
+    assert!(denial(&r).contains("claim template"), "{r}");
+
+    // The API server goes away: the watch breaks, retries with backoff, and meanwhile the
+    // last known classes are still used (and the webhook stays ready).
+    let before = h.watch_errors().await;
+    sim.server.shutdown();
+    wait_until("the broken watch is noticed", || async {
+        h.watch_errors().await > before
+    })
+    .await;
+    assert_eq!(h.readyz().await, StatusCode::OK);
+    assert!(denial(&h.review_claim(Some("old-disks")).await).contains("pd.csi.storage.gke.io"));
+    assert!(denial(&h.review_claim(None).await).contains("legacy-default"));
+    h.signal_shutdown();
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_cluster_access_only_the_policy_names_count() {
+    let h = start(Some(
+        "rules:\n  inTreePersistentVolumeClaim: deny\ninTreeStorageClasses:\n  old-disks: kubernetes.io/gce-pd\n",
+    ))
+    .await;
+    assert!(
+        denial(&h.review_claim(Some("old-disks")).await)
+            .contains("listed as in-tree by the webhook policy")
+    );
+    for ok in [Some("late-ebs"), None] {
+        assert_eq!(h.review_claim(ok).await["allowed"], true, "{ok:?}");
+    }
+    h.shutdown().await.unwrap();
 }

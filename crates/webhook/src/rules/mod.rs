@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use k8s_openapi::api::storage::v1::StorageClass;
+
 use crate::policy::PolicyRule;
 
 pub mod csi_migration_parameters;
@@ -83,6 +85,75 @@ impl fmt::Display for ObjectName<'_> {
             write!(f, " in namespace {ns:?}")?;
         }
         Ok(())
+    }
+}
+
+/// The annotation that makes a StorageClass the cluster's default.
+pub const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
+/// The pre-GA spelling of [`DEFAULT_CLASS_ANNOTATION`], still honoured by Kubernetes.
+pub const BETA_DEFAULT_CLASS_ANNOTATION: &str = "storageclass.beta.kubernetes.io/is-default-class";
+
+/// Whether `class` is marked as the cluster default (either annotation set to exactly
+/// `"true"`, as the API server's DefaultStorageClass admission plugin checks).
+pub fn is_default_class(class: &StorageClass) -> bool {
+    class.metadata.annotations.as_ref().is_some_and(|a| {
+        [DEFAULT_CLASS_ANNOTATION, BETA_DEFAULT_CLASS_ANNOTATION]
+            .iter()
+            .any(|key| a.get(*key).is_some_and(|v| v == "true"))
+    })
+}
+
+/// The class the API server would use for a claim without one: among the classes marked
+/// default, the most recently created (ties: the first name), as Kubernetes does since 1.26.
+pub fn pick_default_class<'a>(
+    classes: impl IntoIterator<Item = &'a StorageClass>,
+) -> Option<&'a StorageClass> {
+    classes
+        .into_iter()
+        .filter(|c| is_default_class(c))
+        .max_by(|a, b| {
+            let created = |c: &StorageClass| c.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            created(a)
+                .cmp(&created(b))
+                .then_with(|| b.metadata.name.cmp(&a.metadata.name))
+        })
+}
+
+/// What the webhook knows about the cluster's StorageClasses (from the cluster, when it
+/// has access; see `crate::storage_classes`). Lookups must be cheap: they run per review.
+pub trait KnownClasses {
+    /// The provisioner of the class named `name`, if that class is known.
+    fn provisioner(&self, name: &str) -> Option<String>;
+    /// The cluster's default class: its name and provisioner, if one is known.
+    fn default_class(&self) -> Option<(String, String)>;
+}
+
+/// No knowledge of the cluster: claims are judged by the policy's class names only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoClasses;
+
+impl KnownClasses for NoClasses {
+    fn provisioner(&self, _name: &str) -> Option<String> {
+        None
+    }
+    fn default_class(&self) -> Option<(String, String)> {
+        None
+    }
+}
+
+impl KnownClasses for Vec<StorageClass> {
+    fn provisioner(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+            .map(|c| c.provisioner.clone())
+    }
+    fn default_class(&self) -> Option<(String, String)> {
+        pick_default_class(self.iter()).map(|c| {
+            (
+                c.metadata.name.clone().unwrap_or_default(),
+                c.provisioner.clone(),
+            )
+        })
     }
 }
 
