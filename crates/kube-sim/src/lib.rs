@@ -15,10 +15,12 @@
 //! metadata-only lists; watches with bookmarks, timeouts and `410` as an ERROR event from
 //! a bounded history; CustomResourceDefinitions stored generically; [`faults`] injection.
 //!
-//! The controllers ([`controllers`]): PV binding and reclaim, provisioning for in-tree
-//! and CSI classes, PVC/PV protection, the garbage collector, StatefulSet, Deployment,
-//! attach/detach with the external-attacher, and a scheduler/kubelet stand-in — over the
-//! fake disks of [`cloud`]. [`scenario`] builds realistic starting points.
+//! The controllers ([`controllers`]): PV binding and reclaim (with the binder's Events),
+//! provisioning for in-tree and CSI classes, PVC/PV protection, the garbage collector,
+//! StatefulSet, Deployment, CSINode registration, attach/detach (PV and inline volumes)
+//! with the external-attacher, and a scheduler/kubelet stand-in — over the fake disks of
+//! [`cloud`], reading an informer cache that can lag behind the store
+//! ([`controllers::cache`]). [`scenario`] builds realistic starting points.
 //!
 //! Deliberate simplifications: a continued list reads current objects after the last
 //! key rather than a snapshot at the first page's resourceVersion; server-side apply does
