@@ -1,6 +1,11 @@
 //! Load benchmark for kube-sim: request throughput over loopback and memory for many objects.
 //!
-//! `cargo run --release -p kube-sim --example kube_sim_load -- [REQUESTS] [CONCURRENCY] [OBJECTS]`
+//! `cargo run --release -p kube-sim --example kube_sim_load -- [REQUESTS] [CONCURRENCY] [OBJECTS] [--controllers]`
+//!
+//! With `--controllers` the simulated controllers run throughout (as in `csi-migrate sim`):
+//! the requests compete with them; after the objects are stored the example runs
+//! for passes over one warm informer cache until a pass writes nothing, and reports
+//! each pass's time and the RSS.
 
 #![allow(clippy::unwrap_used)]
 
@@ -32,8 +37,10 @@ fn pv(i: usize) -> serde_json::Value {
 
 #[tokio::main]
 async fn main() {
+    let with_controllers = std::env::args().any(|a| a == "--controllers");
     let mut args = std::env::args()
         .skip(1)
+        .filter(|a| a != "--controllers")
         .map(|a| a.parse::<usize>().unwrap_or(0));
     let requests = args.next().filter(|n| *n > 0).unwrap_or(20_000);
     let concurrency = args.next().filter(|n| *n > 0).unwrap_or(16);
@@ -44,6 +51,8 @@ async fn main() {
     let server = kube_sim::serve(store.clone(), "127.0.0.1:0".parse().unwrap(), false)
         .await
         .unwrap();
+    let controllers =
+        with_controllers.then(|| kube_sim::controllers::spawn(store.clone(), Default::default()));
     let client = reqwest::Client::new();
     for i in 0..100 {
         client
@@ -118,5 +127,37 @@ async fn main() {
         start.elapsed().as_secs_f64(),
         rss_mb()
     );
+    if let Some(controllers) = controllers {
+        // The loop stops here; passes on one warm cache, each timed, until one writes nothing.
+        controllers.abort();
+        println!(
+            "while the controllers ran: RSS {:.0} MB, resourceVersion {}",
+            rss_mb(),
+            store.resource_version()
+        );
+        let start = Instant::now();
+        let mut informer = kube_sim::controllers::Informer::new(&store, std::time::Duration::ZERO);
+        println!(
+            "informer cache of {} objects filled in {:.2} s; RSS {:.0} MB",
+            informer.cache().len(),
+            start.elapsed().as_secs_f64(),
+            rss_mb()
+        );
+        for pass in 1..=10 {
+            let before = store.resource_version();
+            let start = Instant::now();
+            kube_sim::controllers::run_pass(&store, &mut informer);
+            let writes = store.resource_version() - before;
+            println!(
+                "pass {pass}: {:.0} ms, {writes} writes, {} relists so far; RSS {:.0} MB",
+                start.elapsed().as_secs_f64() * 1000.0,
+                informer.relists() - 1,
+                rss_mb()
+            );
+            if writes == 0 {
+                break;
+            }
+        }
+    }
     server.shutdown();
 }

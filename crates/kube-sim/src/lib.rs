@@ -22,10 +22,12 @@
 //! CustomResourceDefinitions stored generically and established at once; [`faults`]
 //! injection.
 //!
-//! The controllers ([`controllers`]): PV binding and reclaim, provisioning for in-tree
-//! and CSI classes, PVC/PV protection, the garbage collector, StatefulSet, Deployment,
-//! attach/detach with the external-attacher, and a scheduler/kubelet stand-in — over the
-//! fake disks of [`cloud`]. [`scenario`] builds realistic starting points.
+//! The controllers ([`controllers`]): PV binding and reclaim (with the binder's Events),
+//! provisioning for in-tree and CSI classes, PVC/PV protection, the garbage collector,
+//! StatefulSet, Deployment, CSINode registration, attach/detach (PV and inline volumes)
+//! with the external-attacher, and a scheduler/kubelet stand-in — over the fake disks of
+//! [`cloud`], reading an informer cache that can lag behind the store
+//! ([`controllers::cache`]). [`scenario`] builds realistic starting points.
 //!
 //! Deliberate simplifications: a continued list reads current objects after the last
 //! key rather than a snapshot at the first page's resourceVersion; server-side apply

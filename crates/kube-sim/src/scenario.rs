@@ -389,6 +389,7 @@ fn every_rule(store: &Store) -> Result<(), ScenarioError> {
         "",
         "nodes",
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "win-0",
+        "annotations": {crate::controllers::csinode::UNMANAGED_ANNOTATION: "true"},
         "labels": {"kubernetes.io/hostname": "win-0", "kubernetes.io/os": "windows",
                    "topology.kubernetes.io/zone": "zone-a"}},
         "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),

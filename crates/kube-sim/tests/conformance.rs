@@ -398,7 +398,7 @@ mod controllers {
             "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}});
         if let Some((kind, uid)) = owner {
             pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": kind, "name": "web",
-                                                         "uid": uid, "controller": true}]);
+                                                         "uid": uid, "controller": true, "blockOwnerDeletion": true}]);
         }
         serde_json::from_value(pod).unwrap()
     }
@@ -2371,3 +2371,5 @@ async fn dry_run_writes_validate_and_default_but_store_nothing() {
         Some("Delete")
     );
 }
+#[path = "conformance/controllers_more.rs"]
+mod controllers_more;

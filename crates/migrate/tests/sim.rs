@@ -747,6 +747,7 @@ async fn no_window_for_a_template_claim_even_with_lagging_controllers() {
         kube_sim::controllers::ControllerSettings {
             lag: Duration::from_millis(150),
             resync: Duration::from_millis(300),
+            ..Default::default()
         },
     );
     let (plan, snapshot) = make_plan(&cluster).await;

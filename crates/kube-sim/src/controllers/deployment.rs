@@ -3,11 +3,14 @@
 
 use std::cmp::Reverse;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use super::{
-    all, controller_of, controller_ref, delete, owner_refs, record_event, running_and_ready,
-    selector_matches, set_owner_refs, template_hash, terminating, text,
+    Informer, all, controller_of, controller_ref, delete, owner_refs, record_event,
+    running_and_ready, selector_matches, set_owner_refs, template_hash, terminating, text,
 };
 use crate::patch::PatchKind;
 use crate::resource::ResourceType;
@@ -26,6 +29,11 @@ struct Kinds {
 /// One pass: Deployments scale their ReplicaSets, ReplicaSets make or remove pods, then
 /// the Deployments' status is written from what exists.
 pub fn reconcile(store: &Store) {
+    run(store, &mut Informer::new(store, Duration::ZERO));
+}
+
+/// The same pass over an informer's cache.
+pub(crate) fn run(store: &Store, informer: &mut Informer) {
     let (Some(deployments), Some(replica_sets), Some(pods)) = (
         store.resource("apps", "deployments"),
         store.resource("apps", "replicasets"),
@@ -38,22 +46,24 @@ pub fn reconcile(store: &Store) {
         replica_sets,
         pods,
     };
-    let pods = all(store, &kinds.pods);
-    let replica_sets = all(store, &kinds.replica_sets);
-    for deployment in all(store, &kinds.deployments) {
+    let pods = all(informer.cache(), &kinds.pods);
+    let replica_sets = all(informer.cache(), &kinds.replica_sets);
+    for deployment in all(informer.cache(), &kinds.deployments) {
         sync_deployment(store, &kinds, &deployment, &replica_sets, &pods);
     }
-    let pods = all(store, &kinds.pods);
-    for replica_set in all(store, &kinds.replica_sets) {
+    informer.catch_up(store);
+    let pods = all(informer.cache(), &kinds.pods);
+    for replica_set in all(informer.cache(), &kinds.replica_sets) {
         sync_replica_set(store, &kinds, &replica_set, &pods);
     }
     // Statuses from what the pass left behind, each list read once.
-    let replica_sets = all(store, &kinds.replica_sets);
-    let pods = all(store, &kinds.pods);
+    informer.catch_up(store);
+    let replica_sets = all(informer.cache(), &kinds.replica_sets);
+    let pods = all(informer.cache(), &kinds.pods);
     for replica_set in &replica_sets {
         replica_set_status(store, &kinds, replica_set, &pods);
     }
-    for deployment in all(store, &kinds.deployments) {
+    for deployment in all(informer.cache(), &kinds.deployments) {
         deployment_status(store, &kinds, &deployment, &replica_sets, &pods);
     }
 }
@@ -69,7 +79,7 @@ fn same_namespace(a: &Value, b: &Value) -> bool {
     text(a, "/metadata/namespace") == text(b, "/metadata/namespace")
 }
 
-fn owned_by<'a>(owner: &Value, objects: &'a [Value]) -> impl Iterator<Item = &'a Value> {
+fn owned_by<'a>(owner: &Value, objects: &'a [Arc<Value>]) -> impl Iterator<Item = &'a Arc<Value>> {
     let uid = text(owner, "/metadata/uid").to_owned();
     objects
         .iter()
@@ -78,7 +88,12 @@ fn owned_by<'a>(owner: &Value, objects: &'a [Value]) -> impl Iterator<Item = &'a
 
 /// `ClaimObject` for one controller: releases owned objects the selector no longer
 /// matches, adopts matching orphans, and returns what the owner controls.
-fn claim(store: &Store, rt: &ResourceType, owner: &Value, candidates: &[Value]) -> Vec<Value> {
+fn claim(
+    store: &Store,
+    rt: &ResourceType,
+    owner: &Value,
+    candidates: &[Arc<Value>],
+) -> Vec<Arc<Value>> {
     let selector = owner.pointer("/spec/selector").unwrap_or(&Value::Null);
     let uid = text(owner, "/metadata/uid");
     let deleting = terminating(owner);
@@ -104,7 +119,7 @@ fn claim(store: &Store, rt: &ResourceType, owner: &Value, candidates: &[Value]) 
                 let mut refs = owner_refs(object);
                 refs.push(controller_ref(owner));
                 if let Some(adopted) = set_owner_refs(store, rt, object, refs) {
-                    owned.push(adopted);
+                    owned.push(Arc::new(adopted));
                 }
             }
         }
@@ -176,8 +191,8 @@ fn sync_deployment(
     store: &Store,
     kinds: &Kinds,
     deployment: &Value,
-    candidates: &[Value],
-    pods: &[Value],
+    candidates: &[Arc<Value>],
+    pods: &[Arc<Value>],
 ) {
     if terminating(deployment) {
         return;
@@ -189,10 +204,14 @@ fn sync_deployment(
         .unwrap_or(json!({}));
     let hash = template_hash(&template);
     let owned = claim(store, &kinds.replica_sets, deployment, candidates);
-    let newest = owned.iter().map(revision_of).max().unwrap_or(0);
+    let newest = owned.iter().map(|rs| revision_of(rs)).max().unwrap_or(0);
     let label_of =
         |rs: &Value| text(rs, &format!("/metadata/labels/{TEMPLATE_HASH_LABEL}")).to_owned();
-    let mut old: Vec<&Value> = owned.iter().filter(|rs| label_of(rs) != hash).collect();
+    let mut old: Vec<&Value> = owned
+        .iter()
+        .map(|rs| &**rs)
+        .filter(|rs| label_of(rs) != hash)
+        .collect();
     old.sort_by_key(|rs| {
         (
             text(rs, "/metadata/creationTimestamp").to_owned(),
@@ -229,7 +248,7 @@ fn sync_deployment(
         }
         Some(rs) => (rs.clone(), revision_of(rs)),
         None => match create_replica_set(store, kinds, deployment, &template, &hash, newest + 1) {
-            Some(rs) => (rs, newest + 1),
+            Some(rs) => (Arc::new(rs), newest + 1),
             None => return,
         },
     };
@@ -379,9 +398,9 @@ fn create_replica_set(
 }
 
 /// Makes the ReplicaSet's active pods number `spec.replicas`.
-fn sync_replica_set(store: &Store, kinds: &Kinds, replica_set: &Value, pods: &[Value]) {
+fn sync_replica_set(store: &Store, kinds: &Kinds, replica_set: &Value, pods: &[Arc<Value>]) {
     let owned = claim(store, &kinds.pods, replica_set, pods);
-    let mut active_pods: Vec<&Value> = owned.iter().filter(|p| active(p)).collect();
+    let mut active_pods: Vec<&Value> = owned.iter().map(|p| &**p).filter(|p| active(p)).collect();
     let want = usize::try_from(int(replica_set, "/spec/replicas", 1)).unwrap_or(0);
     let namespace = text(replica_set, "/metadata/namespace");
     let name = text(replica_set, "/metadata/name");
@@ -413,10 +432,10 @@ fn sync_replica_set(store: &Store, kinds: &Kinds, replica_set: &Value, pods: &[V
 }
 
 /// The ReplicaSet's status from its pods.
-fn replica_set_status(store: &Store, kinds: &Kinds, replica_set: &Value, pods: &[Value]) {
+fn replica_set_status(store: &Store, kinds: &Kinds, replica_set: &Value, pods: &[Arc<Value>]) {
     let namespace = text(replica_set, "/metadata/namespace");
     let name = text(replica_set, "/metadata/name");
-    let mine: Vec<&Value> = owned_by(replica_set, pods).filter(|p| active(p)).collect();
+    let mine: Vec<&Arc<Value>> = owned_by(replica_set, pods).filter(|p| active(p)).collect();
     let ready = mine.iter().filter(|p| running_and_ready(p)).count();
     let status = json!({"status": {
         "replicas": mine.len(),
@@ -462,8 +481,8 @@ fn deployment_status(
     store: &Store,
     kinds: &Kinds,
     deployment: &Value,
-    replica_sets: &[Value],
-    pods: &[Value],
+    replica_sets: &[Arc<Value>],
+    pods: &[Arc<Value>],
 ) {
     let hash = deployment
         .pointer("/spec/template")
@@ -471,7 +490,7 @@ fn deployment_status(
         .unwrap_or_default();
     let (mut total, mut ready, mut updated) = (0usize, 0usize, 0usize);
     for rs in owned_by(deployment, replica_sets) {
-        let mine: Vec<&Value> = owned_by(rs, pods).filter(|p| active(p)).collect();
+        let mine: Vec<&Arc<Value>> = owned_by(rs, pods).filter(|p| active(p)).collect();
         total += mine.len();
         ready += mine.iter().filter(|p| running_and_ready(p)).count();
         if text(rs, &format!("/metadata/labels/{TEMPLATE_HASH_LABEL}")) == hash {

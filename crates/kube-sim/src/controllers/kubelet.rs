@@ -3,17 +3,18 @@
 //! single-attach disk and a filesystem that does not match), reports Ready, and
 //! finishes graceful termination by detaching and removing the pod.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use super::attacher;
 use super::volume_binding::SELECTED_NODE;
-use super::{all, requirement_matches, terminating, text};
+use super::{Cache, ControllerSettings, Informer, all, requirement_matches, terminating, text};
+use crate::cloud::pv_identity;
 use crate::patch::PatchKind;
 use crate::resource::ResourceType;
 use crate::store::{DeleteOptions, Store, Subresource};
-
-/// Longest a terminating pod lingers before the kubelet removes it (its grace period, capped).
-const TERMINATION_CAP_SECONDS: i64 = 1;
 
 fn claim_names(pod: &Value) -> Vec<&str> {
     pod.pointer("/spec/volumes")
@@ -55,6 +56,16 @@ struct Kinds {
 
 /// One pass over every pod.
 pub fn reconcile(store: &Store) {
+    run(
+        store,
+        &mut Informer::new(store, Duration::ZERO),
+        ControllerSettings::default().termination_grace_cap,
+    );
+}
+
+/// The same pass over an informer's cache; a terminating pod's grace period is honoured
+/// up to `grace_cap`.
+pub(crate) fn run(store: &Store, informer: &mut Informer, grace_cap: Duration) {
     let (Some(pods), Some(claims), Some(pvs), Some(classes), Some(nodes)) = (
         store.resource("", "pods"),
         store.resource("", "persistentvolumeclaims"),
@@ -71,27 +82,25 @@ pub fn reconcile(store: &Store) {
         classes,
         nodes,
     };
-    for pod in all(store, &kinds.pods) {
+    let cache = informer.cache();
+    for pod in all(cache, &kinds.pods) {
         if terminating(&pod) {
-            finish_termination(store, &kinds, &pod);
+            finish_termination(store, &kinds, &pod, grace_cap);
         } else if text(&pod, "/spec/nodeName").is_empty() {
-            schedule(store, &kinds, &pod);
+            schedule(store, cache, &kinds, &pod);
         } else if text(&pod, "/status/phase") == "Pending" {
-            start(store, &kinds, &pod);
+            start(store, cache, &kinds, &pod);
         }
     }
 }
 
-fn get(store: &Store, rt: &ResourceType, namespace: Option<&str>, name: &str) -> Option<Value> {
-    store.get(rt, namespace, name).ok()
-}
-
-fn volumes_of(store: &Store, kinds: &Kinds, pod: &Value) -> Result<Vec<Value>, String> {
+fn volumes_of(cache: &Cache, kinds: &Kinds, pod: &Value) -> Result<Vec<Arc<Value>>, String> {
     let namespace = text(pod, "/metadata/namespace");
     claim_names(pod)
         .into_iter()
         .map(|name| {
-            let claim = get(store, &kinds.claims, Some(namespace), name)
+            let claim = cache
+                .get(&kinds.claims, Some(namespace), name)
                 .ok_or_else(|| format!("persistentvolumeclaim {name:?} not found"))?;
             if terminating(&claim) {
                 return Err(format!("persistentvolumeclaim {name:?} is being deleted"));
@@ -102,8 +111,25 @@ fn volumes_of(store: &Store, kinds: &Kinds, pod: &Value) -> Result<Vec<Value>, S
                     "pod has unbound immediate PersistentVolumeClaims ({name})"
                 ));
             }
-            get(store, &kinds.pvs, None, volume)
+            cache
+                .get(&kinds.pvs, None, volume)
                 .ok_or_else(|| format!("persistentvolume {volume:?} not found"))
+        })
+        .collect()
+}
+
+/// The pod's inline in-tree volumes, as `(volume name, translated CSI PV spec)`.
+fn inline_volumes(pod: &Value) -> Vec<(String, Value)> {
+    let translator = csi_migrate_translate::Translator::new();
+    let namespace = text(pod, "/metadata/namespace");
+    pod.pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("persistentVolumeClaim").is_none())
+        .filter_map(|v| {
+            attacher::inline_csi_spec(&translator, v, namespace)
+                .map(|spec| (text(v, "/name").to_owned(), spec))
         })
         .collect()
 }
@@ -124,12 +150,12 @@ fn set_pending_reason(store: &Store, kinds: &Kinds, pod: &Value, reason: &str, m
     );
 }
 
-fn schedule(store: &Store, kinds: &Kinds, pod: &Value) {
+fn schedule(store: &Store, cache: &Cache, kinds: &Kinds, pod: &Value) {
     let namespace = text(pod, "/metadata/namespace");
-    let nodes = all(store, &kinds.nodes);
+    let nodes = all(cache, &kinds.nodes);
     // WaitForFirstConsumer claims learn their node from the scheduler first.
     for name in claim_names(pod) {
-        let Some(claim) = get(store, &kinds.claims, Some(namespace), name) else {
+        let Some(claim) = cache.get(&kinds.claims, Some(namespace), name) else {
             continue;
         };
         let unbound = text(&claim, "/spec/volumeName").is_empty();
@@ -137,7 +163,8 @@ fn schedule(store: &Store, kinds: &Kinds, pod: &Value) {
             .pointer("/spec/storageClassName")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let wait_for_consumer = get(store, &kinds.classes, None, class)
+        let wait_for_consumer = cache
+            .get(&kinds.classes, None, class)
             .is_some_and(|c| text(&c, "/volumeBindingMode") == "WaitForFirstConsumer");
         if unbound
             && wait_for_consumer
@@ -161,7 +188,7 @@ fn schedule(store: &Store, kinds: &Kinds, pod: &Value) {
             );
         }
     }
-    let volumes = match volumes_of(store, kinds, pod) {
+    let volumes = match volumes_of(cache, kinds, pod) {
         Ok(volumes) => volumes,
         Err(message) => return set_pending_reason(store, kinds, pod, "Unschedulable", &message),
     };
@@ -203,7 +230,7 @@ fn filesystem_of(pv: &Value) -> String {
 
 /// A Block volume must be used through `volumeDevices`, a Filesystem one through
 /// `volumeMounts`, as the kubelet insists. `volumes` are the PVs of the pod's claims, in order.
-fn volume_mode_mismatch(pod: &Value, volumes: &[Value]) -> Option<String> {
+fn volume_mode_mismatch(pod: &Value, volumes: &[Arc<Value>]) -> Option<String> {
     let claimed: Vec<&str> = pod
         .pointer("/spec/volumes")
         .and_then(Value::as_array)
@@ -249,27 +276,25 @@ fn volume_mode_mismatch(pod: &Value, volumes: &[Value]) -> Option<String> {
     None
 }
 
-fn start(store: &Store, kinds: &Kinds, pod: &Value) {
-    let node = text(pod, "/spec/nodeName");
-    let volumes = match volumes_of(store, kinds, pod) {
-        Ok(volumes) => volumes,
-        Err(message) => {
-            return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
-        }
+/// Waits for the volume's attachment (when its driver needs one), then formats a blank
+/// disk or refuses a filesystem that does not match; returns why the pod must wait.
+fn prepare_volume(
+    store: &Store,
+    cache: &Cache,
+    node: &str,
+    volume_name: &str,
+    pv: &Value,
+) -> Result<(), String> {
+    let Some(disk) = store.cloud().find_for_pv(pv) else {
+        return Err(format!(
+            "MountVolume failed for volume {volume_name:?}: disk not found"
+        ));
     };
-    if let Some(message) = volume_mode_mismatch(pod, &volumes) {
-        return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
-    }
-    for pv in &volumes {
-        let Some(disk) = store.cloud().find_for_pv(pv) else {
-            let message = format!(
-                "MountVolume failed for volume {:?}: disk not found",
-                text(pv, "/metadata/name")
-            );
-            return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
-        };
-        // Attaching is the attach/detach controller's and the external-attacher's job.
-        let attachment = attacher::attachment_for(store, pv, node);
+    // Attaching is the attach/detach controller's and the external-attacher's job.
+    let needs_attach =
+        pv_identity(pv).is_none_or(|(driver, _)| attacher::attach_required(cache, &driver));
+    if needs_attach {
+        let attachment = attacher::cached_attachment_for(cache, pv, node);
         if attachment
             .as_ref()
             .and_then(|a| a.pointer("/status/attached"))
@@ -281,32 +306,48 @@ fn start(store: &Store, kinds: &Kinds, pod: &Value) {
                 .and_then(|a| a.pointer("/status/attachError/message"))
                 .and_then(Value::as_str)
                 .map_or_else(
-                    || {
-                        format!(
-                            "waiting for volume {:?} to attach",
-                            text(pv, "/metadata/name")
-                        )
-                    },
+                    || format!("waiting for volume {volume_name:?} to attach"),
                     str::to_owned,
                 );
+            return Err(message);
+        }
+    }
+    if pv.pointer("/spec/volumeMode").and_then(Value::as_str) == Some("Block") {
+        return Ok(());
+    }
+    let wanted = filesystem_of(pv);
+    match &disk.filesystem {
+        None => {
+            let _ = store.cloud().format(&disk.id, &wanted);
+            Ok(())
+        }
+        Some(found) if *found != wanted => Err(format!(
+            "MountVolume.MountDevice failed for volume {volume_name:?}: the disk has a {found} filesystem, the volume asks for {wanted}"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn start(store: &Store, cache: &Cache, kinds: &Kinds, pod: &Value) {
+    let node = text(pod, "/spec/nodeName");
+    let volumes = match volumes_of(cache, kinds, pod) {
+        Ok(volumes) => volumes,
+        Err(message) => {
             return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
         }
-        if pv.pointer("/spec/volumeMode").and_then(Value::as_str) == Some("Block") {
-            continue;
-        }
-        let wanted = filesystem_of(pv);
-        match &disk.filesystem {
-            None => {
-                let _ = store.cloud().format(&disk.id, &wanted);
-            }
-            Some(found) if *found != wanted => {
-                let message = format!(
-                    "MountVolume.MountDevice failed for volume {:?}: the disk has a {found} filesystem, the volume asks for {wanted}",
-                    text(pv, "/metadata/name")
-                );
-                return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
-            }
-            Some(_) => {}
+    };
+    if let Some(message) = volume_mode_mismatch(pod, &volumes) {
+        return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
+    }
+    let claimed = volumes
+        .iter()
+        .map(|pv| (text(pv, "/metadata/name").to_owned(), Value::clone(pv)));
+    let inline = inline_volumes(pod)
+        .into_iter()
+        .map(|(name, spec)| (name, json!({"spec": spec})));
+    for (volume_name, pv) in claimed.chain(inline) {
+        if let Err(message) = prepare_volume(store, cache, node, &volume_name, &pv) {
+            return set_pending_reason(store, kinds, pod, "ContainerCreating", &message);
         }
     }
     let now = jiff::Timestamp::now()
@@ -326,7 +367,9 @@ fn start(store: &Store, kinds: &Kinds, pod: &Value) {
     );
 }
 
-fn finish_termination(store: &Store, kinds: &Kinds, pod: &Value) {
+/// Removes a terminating pod once its grace period (capped at `grace_cap`) has passed:
+/// containers stop and volumes unmount instantly here.
+fn finish_termination(store: &Store, kinds: &Kinds, pod: &Value, grace_cap: Duration) {
     let grace = pod
         .pointer("/metadata/deletionGracePeriodSeconds")
         .and_then(Value::as_i64)
@@ -337,12 +380,13 @@ fn finish_termination(store: &Store, kinds: &Kinds, pod: &Value) {
     let elapsed = deleted_at.map_or(i64::MAX, |t| {
         jiff::Timestamp::now().as_second() - t.as_second()
     });
-    if elapsed < grace.min(TERMINATION_CAP_SECONDS) {
+    let cap = i64::try_from(grace_cap.as_secs()).unwrap_or(i64::MAX);
+    if elapsed < grace.min(cap) {
         return;
     }
     let name = text(pod, "/metadata/name");
     let namespace = text(pod, "/metadata/namespace");
-    // Unmounting is instant here; detaching follows when the attacher drops the attachment.
+    // Detaching follows when the attach/detach controller drops the attachment.
     let options = DeleteOptions {
         grace_period_seconds: Some(0),
         precondition_uid: Some(text(pod, "/metadata/uid").to_owned()),
@@ -362,8 +406,8 @@ mod tests {
             json!({"spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "c"}}],
                             "containers": [{"name": "app", list: [{"name": "data", "mountPath": "/d", "devicePath": "/dev/d"}]}]}})
         };
-        let block = json!({"spec": {"volumeMode": "Block"}});
-        let filesystem = json!({"spec": {}});
+        let block = Arc::new(json!({"spec": {"volumeMode": "Block"}}));
+        let filesystem = Arc::new(json!({"spec": {}}));
         assert!(volume_mode_mismatch(&pod("volumeMounts"), std::slice::from_ref(&block)).is_some());
         assert_eq!(
             volume_mode_mismatch(&pod("volumeDevices"), std::slice::from_ref(&block)),

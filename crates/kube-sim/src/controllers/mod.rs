@@ -1,7 +1,10 @@
 //! Controllers that run inside the simulator, each a module with one `reconcile`
-//! function over the store. Every pass reconciles everything, after every change (plus a resync).
+//! function over the store. Every pass reconciles everything, after every change (plus a
+//! resync), reading an informer cache ([`cache`]) that may lag behind the store.
 
 pub mod attacher;
+pub mod cache;
+pub mod csinode;
 pub mod deployment;
 mod garbage_collector;
 pub mod kubelet;
@@ -16,15 +19,19 @@ use serde_json::{Value, json};
 
 use crate::patch::PatchKind;
 use crate::resource::ResourceType;
-use crate::store::{DeleteOptions, ListOptions, Store, Subresource};
+use crate::store::{DeleteOptions, Store, Subresource};
+pub use cache::{Cache, Informer};
 
 /// Settings of the controller loop.
 #[derive(Debug, Clone, Copy)]
 pub struct ControllerSettings {
-    /// Delay before each pass, to let tests exercise stale caches and races.
+    /// How late the controllers' cache applies each change, to let tests exercise
+    /// stale caches and races.
     pub lag: Duration,
     /// Longest wait between passes when nothing changes.
     pub resync: Duration,
+    /// Longest a terminating pod's grace period is honoured before the kubelet removes it.
+    pub termination_grace_cap: Duration,
 }
 
 impl Default for ControllerSettings {
@@ -32,6 +39,7 @@ impl Default for ControllerSettings {
         Self {
             lag: Duration::from_millis(0),
             resync: Duration::from_millis(500),
+            termination_grace_cap: Duration::from_secs(1),
         }
     }
 }
@@ -39,35 +47,49 @@ impl Default for ControllerSettings {
 /// Runs the controllers until the task is aborted.
 pub fn spawn(store: Arc<Store>, settings: ControllerSettings) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut changes = store.subscribe();
+        let mut informer = Informer::new(&store, settings.lag);
         loop {
-            // Wake on the next change or the resync, whichever comes first.
-            let _ = tokio::time::timeout(settings.resync, changes.recv()).await;
-            tokio::time::sleep(settings.lag).await;
-            // Drain what piled up: one pass handles all of it.
-            while changes.try_recv().is_ok() {}
-            reconcile(&store);
+            run_pass_with(&store, &mut informer, &settings);
+            // Wake on the next change (due, with a lag) or the resync, whichever comes first.
+            informer.changed(settings.resync).await;
         }
     })
 }
 
-/// One pass of every controller.
+/// One pass of every controller over a fresh cache.
 pub fn reconcile(store: &Store) {
-    volume_binding::reconcile(store);
-    protection::reconcile(store);
-    garbage_collector::reconcile(store);
-    statefulset::reconcile(store);
-    deployment::reconcile(store);
-    attacher::reconcile(store);
-    kubelet::reconcile(store);
+    run_pass(store, &mut Informer::new(store, Duration::ZERO));
 }
 
-pub(crate) fn all(store: &Store, rt: &ResourceType) -> Vec<Value> {
-    store
-        .list(rt, None, &ListOptions::default())
-        .ok()
-        .and_then(|l| l.get("items").and_then(Value::as_array).cloned())
-        .unwrap_or_default()
+/// One pass of every controller over `informer`'s cache, brought up to date (as far as
+/// its lag allows) before each controller, so with no lag each one sees the writes of
+/// those before it.
+pub fn run_pass(store: &Store, informer: &mut Informer) {
+    run_pass_with(store, informer, &ControllerSettings::default());
+}
+
+/// [`run_pass`] with these settings (the kubelet's grace-period cap).
+pub fn run_pass_with(store: &Store, informer: &mut Informer, settings: &ControllerSettings) {
+    let controllers: [fn(&Store, &mut Informer); 7] = [
+        volume_binding::run,
+        protection::run,
+        garbage_collector::run,
+        statefulset::run,
+        deployment::run,
+        csinode::run,
+        attacher::run,
+    ];
+    for controller in controllers {
+        informer.catch_up(store);
+        controller(store, informer);
+    }
+    informer.catch_up(store);
+    kubelet::run(store, informer, settings.termination_grace_cap);
+}
+
+/// Every cached object of a kind.
+pub(crate) fn all(cache: &Cache, rt: &ResourceType) -> Vec<Arc<Value>> {
+    cache.list(rt)
 }
 
 pub(crate) fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {

@@ -4,11 +4,14 @@
 
 use std::collections::HashSet;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{Map, Value, json};
 
 use super::{
-    all, controller_of, controller_ref, delete, owner_refs, record_event, running_and_ready,
-    selector_matches, set_owner_refs, template_hash, terminating, text,
+    Cache, Informer, all, controller_of, controller_ref, delete, owner_refs, record_event,
+    running_and_ready, selector_matches, set_owner_refs, template_hash, terminating, text,
 };
 use crate::patch::PatchKind;
 use crate::resource::ResourceType;
@@ -24,21 +27,22 @@ pub const REVISION_LABEL: &str = "controller-revision-hash";
 const REVISION_HASH_LABEL: &str = "controller.kubernetes.io/hash";
 const COMPONENT: &str = "statefulset-controller";
 
-struct Kinds {
+struct Kinds<'c> {
     sets: ResourceType,
     pods: ResourceType,
     claims: ResourceType,
     revisions: ResourceType,
-}
-
-/// The pod and revision lists read at the start of the pass: the controller's informer cache.
-struct Cache {
-    pods: Vec<Value>,
-    revisions: Vec<Value>,
+    /// The controller's informer cache: its listers read here, never the live store.
+    cache: &'c Cache,
 }
 
 /// One pass over every StatefulSet.
 pub fn reconcile(store: &Store) {
+    run(store, &mut Informer::new(store, Duration::ZERO));
+}
+
+/// The same pass over an informer's cache.
+pub(crate) fn run(store: &Store, informer: &mut Informer) {
     let (Some(sets), Some(pods), Some(claims), Some(revisions)) = (
         store.resource("apps", "statefulsets"),
         store.resource("", "pods"),
@@ -48,24 +52,30 @@ pub fn reconcile(store: &Store) {
         return;
     };
     let kinds = Kinds {
+        sets: sets.clone(),
+        pods: pods.clone(),
+        claims: claims.clone(),
+        revisions: revisions.clone(),
+        cache: informer.cache(),
+    };
+    let set_list = all(kinds.cache, &kinds.sets);
+    let revision_names: Vec<(String, String)> = set_list
+        .iter()
+        .map(|set| sync(store, &kinds, kinds.cache, set))
+        .collect();
+    // Status from what the pass left behind (as far as the cache's lag allows).
+    informer.catch_up(store);
+    let kinds = Kinds {
         sets,
         pods,
         claims,
         revisions,
+        cache: informer.cache(),
     };
-    let cache = Cache {
-        pods: all(store, &kinds.pods),
-        revisions: all(store, &kinds.revisions),
-    };
-    let sets = all(store, &kinds.sets);
-    let revisions: Vec<(String, String)> = sets
-        .iter()
-        .map(|set| sync(store, &kinds, &cache, set))
-        .collect();
-    // Status from what the pass left behind, read once for every set.
-    let pods = all(store, &kinds.pods);
-    for (set, (current, update)) in sets.iter().zip(&revisions) {
-        write_status(store, &kinds, &SetView::new(set), &pods, current, update);
+    for (set, (current, update)) in set_list.iter().zip(&revision_names) {
+        let view = SetView::new(set);
+        let pods = informer.cache().list_in(&kinds.pods, view.namespace);
+        write_status(store, &kinds, &view, &pods, current, update);
     }
 }
 
@@ -218,14 +228,11 @@ struct Revisions<'a> {
 
 /// `ClaimPods`: releases owned pods that no longer match, adopts matching orphans, and
 /// returns the pods the set owns.
-fn claim_pods(store: &Store, kinds: &Kinds, cache: &Cache, view: &SetView) -> Vec<Value> {
+fn claim_pods(store: &Store, kinds: &Kinds, cache: &Cache, view: &SetView) -> Vec<Arc<Value>> {
     let selector = view.set.pointer("/spec/selector").unwrap_or(&Value::Null);
     let deleting = terminating(view.set);
     let mut owned = Vec::new();
-    for pod in &cache.pods {
-        if text(pod, "/metadata/namespace") != view.namespace {
-            continue;
-        }
+    for pod in &cache.list_in(&kinds.pods, view.namespace) {
         let matches = selector_matches(selector, pod) && ordinal_in(view.name, pod).is_some();
         match controller_of(pod) {
             Some(owner) if text(&owner, "/uid") != view.uid => {}
@@ -246,7 +253,7 @@ fn claim_pods(store: &Store, kinds: &Kinds, cache: &Cache, view: &SetView) -> Ve
                 let mut refs = owner_refs(pod);
                 refs.push(controller_ref(view.set));
                 if let Some(adopted) = set_owner_refs(store, &kinds.pods, pod, refs) {
-                    owned.push(adopted);
+                    owned.push(Arc::new(adopted));
                 }
             }
         }
@@ -263,13 +270,10 @@ fn still_current(store: &Store, kinds: &Kinds, view: &SetView) -> bool {
 }
 
 /// `AdoptOrphanRevisions` plus the set's own revisions, oldest first.
-fn claim_revisions(store: &Store, kinds: &Kinds, cache: &Cache, view: &SetView) -> Vec<Value> {
+fn claim_revisions(store: &Store, kinds: &Kinds, cache: &Cache, view: &SetView) -> Vec<Arc<Value>> {
     let selector = view.set.pointer("/spec/selector").unwrap_or(&Value::Null);
     let mut owned = Vec::new();
-    for revision in &cache.revisions {
-        if text(revision, "/metadata/namespace") != view.namespace {
-            continue;
-        }
+    for revision in &cache.list_in(&kinds.revisions, view.namespace) {
         match controller_of(revision) {
             Some(owner) if text(&owner, "/uid") == view.uid => owned.push(revision.clone()),
             Some(_) => {}
@@ -283,12 +287,12 @@ fn claim_revisions(store: &Store, kinds: &Kinds, cache: &Cache, view: &SetView) 
                 let mut refs = owner_refs(revision);
                 refs.push(controller_ref(view.set));
                 if let Some(adopted) = set_owner_refs(store, &kinds.revisions, revision, refs) {
-                    owned.push(adopted);
+                    owned.push(Arc::new(adopted));
                 }
             }
         }
     }
-    owned.sort_by_key(revision_number);
+    owned.sort_by_key(|r| revision_number(r));
     owned
 }
 
@@ -297,11 +301,15 @@ fn ensure_revision(
     store: &Store,
     kinds: &Kinds,
     view: &SetView,
-    revisions: &[Value],
+    revisions: &[Arc<Value>],
     update_name: &str,
     template: &Value,
 ) {
-    let newest = revisions.iter().map(revision_number).max().unwrap_or(0);
+    let newest = revisions
+        .iter()
+        .map(|r| revision_number(r))
+        .max()
+        .unwrap_or(0);
     if let Some(existing) = revisions
         .iter()
         .find(|r| text(r, "/metadata/name") == update_name)
@@ -366,7 +374,7 @@ fn update_pods(
     store: &Store,
     kinds: &Kinds,
     view: &SetView,
-    pods: &[Value],
+    pods: &[Arc<Value>],
     revisions: &Revisions,
 ) {
     let count = usize::try_from(view.replicas).unwrap_or(0);
@@ -512,7 +520,7 @@ fn create_replica(
     revisions: &Revisions,
 ) -> Step {
     let pod_name = view.pod_name(ordinal);
-    if view.when_scaled_delete && claim_is_stale(store, kinds, view, ordinal, &pod_name) {
+    if view.when_scaled_delete && claim_is_stale(kinds, view, ordinal, &pod_name) {
         tracing::debug!(pod = %pod_name, "a claim still belongs to an earlier pod; waiting for the garbage collector");
         return Step::Wait;
     }
@@ -665,13 +673,15 @@ fn create_claims(store: &Store, kinds: &Kinds, view: &SetView, ordinal: i64) -> 
     let mut errors = Vec::new();
     for mut claim in template_claims(view, ordinal) {
         let name = text(&claim, "/metadata/name").to_owned();
-        match store.get(&kinds.claims, Some(view.namespace), &name) {
-            Ok(existing) => {
+        // The lister, as upstream: a stale cache that misses a claim makes the create
+        // fail with AlreadyExists; one that still holds a deleted claim creates nothing.
+        match kinds.cache.get(&kinds.claims, Some(view.namespace), &name) {
+            Some(existing) => {
                 if terminating(&existing) {
                     errors.push(format!("pvc {name} is being deleted"));
                 }
             }
-            Err(error) if error.code == 404 => {
+            None => {
                 if view.when_deleted_delete && view.in_range(ordinal) {
                     claim["metadata"]["ownerReferences"] = json!([controller_ref(view.set)]);
                 }
@@ -693,7 +703,6 @@ fn create_claims(store: &Store, kinds: &Kinds, view: &SetView, ordinal: i64) -> 
                     }
                 }
             }
-            Err(error) => errors.push(format!("failed to retrieve PVC {name}: {}", error.message)),
         }
     }
     if errors.is_empty() {
@@ -705,17 +714,12 @@ fn create_claims(store: &Store, kinds: &Kinds, view: &SetView, ordinal: i64) -> 
 
 /// `PodClaimIsStale`: with `whenScaled: Delete`, a claim still owned by an earlier pod
 /// of this name is on its way to the garbage collector and must not be reused.
-fn claim_is_stale(
-    store: &Store,
-    kinds: &Kinds,
-    view: &SetView,
-    ordinal: i64,
-    pod_name: &str,
-) -> bool {
+fn claim_is_stale(kinds: &Kinds, view: &SetView, ordinal: i64, pod_name: &str) -> bool {
     view.claim_names(ordinal).iter().any(|name| {
-        store
+        kinds
+            .cache
             .get(&kinds.claims, Some(view.namespace), name)
-            .is_ok_and(|claim| {
+            .is_some_and(|claim| {
                 owner_refs(&claim)
                     .iter()
                     .any(|r| text(r, "/kind") == "Pod" && text(r, "/name") == pod_name)
@@ -733,7 +737,7 @@ fn update_claim_refs(store: &Store, kinds: &Kinds, view: &SetView, pod: &Value, 
         return;
     };
     for name in view.claim_names(ordinal) {
-        let Ok(claim) = store.get(&kinds.claims, Some(view.namespace), &name) else {
+        let Some(claim) = kinds.cache.get(&kinds.claims, Some(view.namespace), &name) else {
             continue;
         };
         let refs = owner_refs(&claim);
@@ -836,8 +840,8 @@ fn truncate_history(
     store: &Store,
     kinds: &Kinds,
     view: &SetView,
-    pods: &[Value],
-    revisions: &[Value],
+    pods: &[Arc<Value>],
+    revisions: &[Arc<Value>],
     current_name: &str,
     update_name: &str,
 ) {
@@ -849,6 +853,7 @@ fn truncate_history(
         .collect();
     let history: Vec<&Value> = revisions
         .iter()
+        .map(|r| &**r)
         .filter(|r| !live.contains(text(r, "/metadata/name")))
         .collect();
     for revision in history.iter().take(history.len().saturating_sub(limit)) {
@@ -861,12 +866,13 @@ fn write_status(
     store: &Store,
     kinds: &Kinds,
     view: &SetView,
-    all_pods: &[Value],
+    all_pods: &[Arc<Value>],
     current_name: &str,
     update_name: &str,
 ) {
     let pods: Vec<&Value> = all_pods
         .iter()
+        .map(|p| &**p)
         .filter(|p| {
             text(p, "/metadata/namespace") == view.namespace
                 && controller_of(p).is_some_and(|r| text(&r, "/uid") == view.uid)

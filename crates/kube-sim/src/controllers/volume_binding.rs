@@ -2,10 +2,15 @@
 //! (paths A–E of `syncClaim`), phases, dynamic provisioning of fake disks for in-tree
 //! and CSI classes, and the reclaim policy (Retain keeps the disk, Delete destroys it).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use super::{all, finalizers, set_finalizers, terminating, text, without};
+use super::{
+    Cache, Informer, all, finalizers, record_event, set_finalizers, terminating, text, without,
+};
 use crate::admission::parse_quantity;
 use crate::patch::PatchKind;
 use crate::resource::ResourceType;
@@ -25,6 +30,10 @@ pub const STORAGE_PROVISIONER: &str = "volume.kubernetes.io/storage-provisioner"
 pub const BETA_STORAGE_PROVISIONER: &str = "volume.beta.kubernetes.io/storage-provisioner";
 /// PVC annotation: the node the scheduler picked (WaitForFirstConsumer).
 pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+/// Finalizer the in-tree PV controller keeps on the Delete volumes its plugins provisioned.
+pub const PV_CONTROLLER_FINALIZER: &str = "kubernetes.io/pv-controller";
+/// Who records the binder's and provisioners' events.
+const COMPONENT: &str = "persistentvolume-controller";
 /// Finalizer the external-provisioner keeps on Bound Delete volumes it owns.
 pub const PROVISIONER_FINALIZER: &str = "external-provisioner.volume.kubernetes.io/finalizer";
 
@@ -151,6 +160,11 @@ struct Kinds {
 
 /// One pass over every claim, then every volume.
 pub fn reconcile(store: &Store) {
+    run(store, &mut Informer::new(store, Duration::ZERO));
+}
+
+/// The same pass over an informer's cache.
+pub(crate) fn run(store: &Store, informer: &mut Informer) {
     let (Some(pvs), Some(claims), Some(classes)) = (
         store.resource("", "persistentvolumes"),
         store.resource("", "persistentvolumeclaims"),
@@ -163,14 +177,15 @@ pub fn reconcile(store: &Store) {
         claims,
         classes,
     };
-    let volumes = all(store, &kinds.pvs);
-    let classes = all(store, &kinds.classes);
-    for claim in all(store, &kinds.claims) {
-        sync_claim(store, &kinds, &claim, &volumes, &classes);
+    let volumes = all(informer.cache(), &kinds.pvs);
+    let classes = all(informer.cache(), &kinds.classes);
+    for claim in all(informer.cache(), &kinds.claims) {
+        sync_claim(store, &kinds, informer.cache(), &claim, &volumes, &classes);
     }
-    let claims = all(store, &kinds.claims);
-    for volume in all(store, &kinds.pvs) {
-        sync_volume(store, &kinds, &volume, &claims);
+    // Volumes see this pass's claim writes, as far as the cache's lag allows.
+    informer.catch_up(store);
+    for volume in all(informer.cache(), &kinds.pvs) {
+        sync_volume(store, &kinds, informer.cache(), &volume);
     }
 }
 
@@ -193,42 +208,57 @@ fn ensure_migrated_to(
     patch(store, rt, object, body, Subresource::Main)
 }
 
-fn sync_claim(store: &Store, kinds: &Kinds, claim: &Value, volumes: &[Value], classes: &[Value]) {
+fn sync_claim(
+    store: &Store,
+    kinds: &Kinds,
+    cache: &Cache,
+    claim: &Value,
+    volumes: &[Arc<Value>],
+    classes: &[Arc<Value>],
+) {
     let provisioner = annotation(claim, STORAGE_PROVISIONER)
         .or_else(|| annotation(claim, BETA_STORAGE_PROVISIONER));
     if ensure_migrated_to(store, &kinds.claims, claim, provisioner) {
         return;
     }
     let volume_name = text(claim, "/spec/volumeName");
-    let by_name = |name: &str| volumes.iter().find(|v| text(v, "/metadata/name") == name);
+    let by_name = |name: &str| cache.get(&kinds.pvs, None, name);
     if annotation(claim, BIND_COMPLETED).is_some() {
         // syncBoundClaim
-        let lost = |why: &str| {
+        let lost = |reason: &str, why: &str| {
             if text(claim, "/status/phase") != "Lost" {
                 tracing::warn!(claim = text(claim, "/metadata/name"), "{why}");
-                patch(
+                // `updateClaimStatusWithEvent`: the event goes with the phase change.
+                if patch(
                     store,
                     &kinds.claims,
                     claim,
                     json!({"status": {"phase": "Lost"}}),
                     Subresource::Status,
-                );
+                ) {
+                    record_event(store, claim, "Warning", reason, why, COMPONENT);
+                }
             }
         };
         match by_name(volume_name) {
             _ if volume_name.is_empty() => lost(
+                "ClaimLost",
                 "Bound claim has lost reference to PersistentVolume. Data on the volume is lost!",
             ),
-            None => lost("Bound claim has lost its PersistentVolume. Data on the volume is lost!"),
+            None => lost(
+                "ClaimLost",
+                "Bound claim has lost its PersistentVolume. Data on the volume is lost!",
+            ),
             Some(pv) if pv.pointer("/spec/claimRef").is_none_or(Value::is_null) => {
-                bind(store, kinds, pv, claim)
+                bind(store, kinds, &pv, claim)
             }
-            Some(pv) if text(pv, "/spec/claimRef/uid") == text(claim, "/metadata/uid") => {
-                bind(store, kinds, pv, claim)
+            Some(pv) if text(&pv, "/spec/claimRef/uid") == text(claim, "/metadata/uid") => {
+                bind(store, kinds, &pv, claim)
             }
-            Some(_) => {
-                lost("Two claims are bound to the same volume, this one is bound incorrectly")
-            }
+            Some(_) => lost(
+                "ClaimMisbound",
+                "Two claims are bound to the same volume, this one is bound incorrectly",
+            ),
         }
         return;
     }
@@ -236,18 +266,26 @@ fn sync_claim(store: &Store, kinds: &Kinds, claim: &Value, volumes: &[Value], cl
         match by_name(volume_name) {
             None => {} // E: wait; a claim naming a volume is never provisioned
             Some(pv) if pv.pointer("/spec/claimRef").is_none_or(Value::is_null) => {
-                match mismatch(pv, claim) {
-                    None => bind(store, kinds, pv, claim),
-                    Some(reason) => tracing::warn!(
-                        claim = text(claim, "/metadata/name"),
-                        "Cannot bind to requested volume {volume_name:?}: {reason}"
+                match mismatch(&pv, claim) {
+                    None => bind(store, kinds, &pv, claim),
+                    Some(reason) => record_event(
+                        store,
+                        claim,
+                        "Warning",
+                        "VolumeMismatch",
+                        &format!("Cannot bind to requested volume {volume_name:?}: {reason}"),
+                        COMPONENT,
                     ),
                 }
             }
-            Some(pv) if claim_ref_names(pv, claim) => bind(store, kinds, pv, claim), // B: no checks
-            Some(_) => tracing::warn!(
-                volume = volume_name,
-                "volume already bound to a different claim"
+            Some(pv) if claim_ref_names(&pv, claim) => bind(store, kinds, &pv, claim), // B: no checks
+            Some(_) => record_event(
+                store,
+                claim,
+                "Warning",
+                "FailedBinding",
+                &format!("volume {volume_name:?} already bound to a different claim."),
+                COMPONENT,
             ), // D
         }
         return;
@@ -272,7 +310,7 @@ fn sync_claim(store: &Store, kinds: &Kinds, claim: &Value, volumes: &[Value], cl
         bind(store, kinds, pv, claim);
         return;
     }
-    provision(store, kinds, claim, classes);
+    provision(store, kinds, cache, claim, classes);
 }
 
 /// Points the volume at the claim (PV first, as the controller does), then the claim at the volume.
@@ -323,7 +361,7 @@ fn bind(store: &Store, kinds: &Kinds, pv: &Value, claim: &Value) {
 
 /// Dynamic provisioning for a claim of a class with a provisioner: a fresh disk and a
 /// PV pre-bound to the claim. WaitForFirstConsumer classes wait for a selected node.
-fn provision(store: &Store, kinds: &Kinds, claim: &Value, classes: &[Value]) {
+fn provision(store: &Store, kinds: &Kinds, cache: &Cache, claim: &Value, classes: &[Arc<Value>]) {
     let class_name = claim_class(claim);
     if class_name.is_empty() || terminating(claim) {
         return;
@@ -356,14 +394,23 @@ fn provision(store: &Store, kinds: &Kinds, claim: &Value, classes: &[Value]) {
     // with no CSIDriver registered, nobody provisions and the claim stays Pending.
     let is_in_tree =
         csi_migrate_translate::Translator::new().is_migratable_in_tree_plugin(provisioner);
-    if (migrated.is_some() || !is_in_tree) && !driver_registered(store, serving) {
+    if (migrated.is_some() || !is_in_tree) && !driver_registered(cache, serving) {
         return;
     }
     let selected_node = annotation(claim, SELECTED_NODE);
     if text(class, "/volumeBindingMode") == "WaitForFirstConsumer" && selected_node.is_none() {
+        record_event(
+            store,
+            claim,
+            "Normal",
+            "WaitForFirstConsumer",
+            "waiting for first consumer to be created before binding",
+            COMPONENT,
+        );
         return;
     }
     let pv_name = format!("pvc-{}", text(claim, "/metadata/uid"));
+    // Uncached, as the provisioner's own check: a PV made a moment ago must not be doubled.
     if store.get(&kinds.pvs, None, &pv_name).is_ok() {
         return;
     }
@@ -372,7 +419,7 @@ fn provision(store: &Store, kinds: &Kinds, claim: &Value, classes: &[Value]) {
         .and_then(Value::as_str)
         .or_else(|| class.pointer("/parameters/zone").and_then(Value::as_str))
         .map(str::to_owned)
-        .or_else(|| selected_node.and_then(|node| node_zone(store, node)));
+        .or_else(|| selected_node.and_then(|node| node_zone(cache, node)));
     let size = requested(claim).max(0.0) as u64;
     let disk = store.cloud().create_disk(
         provisioner,
@@ -410,6 +457,10 @@ fn provision(store: &Store, kinds: &Kinds, claim: &Value, classes: &[Value]) {
     if let Some(driver) = migrated {
         annotations[MIGRATED_TO] = json!(driver);
     }
+    let reclaim_policy = class
+        .get("reclaimPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Delete");
     let mut pv = json!({
         "apiVersion": "v1", "kind": "PersistentVolume",
         "metadata": {"name": pv_name, "annotations": annotations},
@@ -418,12 +469,16 @@ fn provision(store: &Store, kinds: &Kinds, claim: &Value, classes: &[Value]) {
             "accessModes": claim.pointer("/spec/accessModes"),
             "volumeMode": volume_mode(claim),
             "storageClassName": class_name,
-            "persistentVolumeReclaimPolicy": class.get("reclaimPolicy").and_then(Value::as_str).unwrap_or("Delete"),
+            "persistentVolumeReclaimPolicy": reclaim_policy,
             "claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1",
                          "namespace": text(claim, "/metadata/namespace"), "name": text(claim, "/metadata/name"),
                          "uid": text(claim, "/metadata/uid")},
         }
     });
+    // The in-tree provisioner (no migration) protects its Delete volumes itself.
+    if is_in_tree && migrated.is_none() && reclaim_policy == "Delete" {
+        pv["metadata"]["finalizers"] = json!([PV_CONTROLLER_FINALIZER]);
+    }
     if let (Some(spec), Some(source)) = (pv["spec"].as_object_mut(), source.as_object()) {
         spec.extend(source.clone());
     }
@@ -437,8 +492,27 @@ fn provision(store: &Store, kinds: &Kinds, claim: &Value, classes: &[Value]) {
     if let Err(error) = store.create(&kinds.pvs, None, pv) {
         tracing::warn!(%error, "provisioning failed");
         let _ = store.cloud().delete(&disk.id);
+        record_event(
+            store,
+            claim,
+            "Warning",
+            "ProvisioningFailed",
+            &format!(
+                "Failed to provision volume with StorageClass {class_name:?}: {}",
+                error.message
+            ),
+            COMPONENT,
+        );
         return;
     }
+    record_event(
+        store,
+        claim,
+        "Normal",
+        "ProvisioningSucceeded",
+        &format!("Successfully provisioned volume {pv_name} using {provisioner}"),
+        COMPONENT,
+    );
     if provisioner == "kubernetes.io/vsphere-volume" && migrated.is_some() {
         register_first_class_disk(store, &disk);
     }
@@ -473,21 +547,20 @@ fn register_first_class_disk(store: &Store, disk: &crate::cloud::Disk) {
     }
 }
 
-fn driver_registered(store: &Store, driver: &str) -> bool {
-    store
-        .resource("storage.k8s.io", "csidrivers")
-        .is_some_and(|rt| store.get(&rt, None, driver).is_ok())
+fn driver_registered(cache: &Cache, driver: &str) -> bool {
+    cache
+        .lookup("storage.k8s.io", "csidrivers", "", driver)
+        .is_some()
 }
 
-fn node_zone(store: &Store, node: &str) -> Option<String> {
-    let nodes = store.resource("", "nodes")?;
-    let node = store.get(&nodes, None, node).ok()?;
+fn node_zone(cache: &Cache, node: &str) -> Option<String> {
+    let node = cache.lookup("", "nodes", "", node)?;
     node.pointer("/metadata/labels/topology.kubernetes.io~1zone")
         .and_then(Value::as_str)
         .map(str::to_owned)
 }
 
-fn sync_volume(store: &Store, kinds: &Kinds, pv: &Value, claims: &[Value]) {
+fn sync_volume(store: &Store, kinds: &Kinds, cache: &Cache, pv: &Value) {
     if ensure_migrated_to(store, &kinds.pvs, pv, annotation(pv, PROVISIONED_BY)) {
         return;
     }
@@ -505,6 +578,28 @@ fn sync_volume(store: &Store, kinds: &Kinds, pv: &Value, claims: &[Value]) {
     let owned = pv.pointer("/spec/csi").is_some() || annotation(pv, MIGRATED_TO).is_some();
     let list = finalizers(pv);
     let has_finalizer = list.iter().any(|f| f == PROVISIONER_FINALIZER);
+    // `kubernetes.io/pv-controller`: the in-tree deleter's own protection, on dynamically
+    // provisioned Delete volumes of a plugin that is not migrated.
+    let in_tree_owned = annotation(pv, PROVISIONED_BY).is_some_and(|p| {
+        migrated_driver(p).is_none()
+            && csi_migrate_translate::Translator::new().is_migratable_in_tree_plugin(p)
+    }) && annotation(pv, MIGRATED_TO).is_none();
+    let has_controller_finalizer = list.iter().any(|f| f == PV_CONTROLLER_FINALIZER);
+    if has_controller_finalizer && (policy != "Delete" || !in_tree_owned) {
+        set_finalizers(
+            store,
+            &kinds.pvs,
+            pv,
+            &without(&list, PV_CONTROLLER_FINALIZER),
+        );
+        return;
+    }
+    if !has_controller_finalizer && in_tree_owned && policy == "Delete" && !terminating(pv) {
+        let mut added = list.clone();
+        added.push(PV_CONTROLLER_FINALIZER.to_owned());
+        set_finalizers(store, &kinds.pvs, pv, &added);
+        return;
+    }
     if has_finalizer && policy != "Delete" {
         set_finalizers(
             store,
@@ -532,11 +627,24 @@ fn sync_volume(store: &Store, kinds: &Kinds, pv: &Value, claims: &[Value]) {
         }
         return;
     }
-    let claim = claims.iter().find(|c| {
-        text(c, "/metadata/namespace") == text(reference, "/namespace")
-            && text(c, "/metadata/name") == text(reference, "/name")
-    });
-    match claim {
+    // The cache first, then the API: a claim created a moment ago must not release its volume.
+    let claim = cache
+        .get(
+            &kinds.claims,
+            Some(text(reference, "/namespace")),
+            text(reference, "/name"),
+        )
+        .or_else(|| {
+            store
+                .get(
+                    &kinds.claims,
+                    Some(text(reference, "/namespace")),
+                    text(reference, "/name"),
+                )
+                .ok()
+                .map(Arc::new)
+        });
+    match claim.as_deref() {
         Some(claim) if text(claim, "/metadata/uid") == text(reference, "/uid") => {
             let volume_name = text(claim, "/spec/volumeName");
             if volume_name == text(pv, "/metadata/name") && phase != "Bound" {
@@ -572,7 +680,16 @@ fn sync_volume(store: &Store, kinds: &Kinds, pv: &Value, claims: &[Value]) {
 fn reclaim_by_deleting(store: &Store, kinds: &Kinds, pv: &Value) {
     if let Some(disk) = store.cloud().find_for_pv(pv) {
         if let Err(error) = store.cloud().delete(&disk.id) {
+            // "Volume in use" keeps the volume Released: retried on every pass.
             tracing::debug!(%error, "reclaim deferred");
+            record_event(
+                store,
+                pv,
+                "Warning",
+                "VolumeFailedDelete",
+                &error.to_string(),
+                COMPONENT,
+            );
             return;
         }
         tracing::info!(
@@ -582,13 +699,12 @@ fn reclaim_by_deleting(store: &Store, kinds: &Kinds, pv: &Value) {
         );
     }
     let list = finalizers(pv);
-    if list.iter().any(|f| f == PROVISIONER_FINALIZER) {
-        set_finalizers(
-            store,
-            &kinds.pvs,
-            pv,
-            &without(&list, PROVISIONER_FINALIZER),
-        );
+    let kept = without(
+        &without(&list, PROVISIONER_FINALIZER),
+        PV_CONTROLLER_FINALIZER,
+    );
+    if kept != list {
+        set_finalizers(store, &kinds.pvs, pv, &kept);
     }
     let options = DeleteOptions {
         precondition_uid: Some(text(pv, "/metadata/uid").to_owned()),
