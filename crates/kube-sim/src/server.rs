@@ -28,9 +28,6 @@ use crate::table::{self, IncludeObject};
 /// The Kubernetes version the simulator reports (it chooses the kubectl a dispatcher runs).
 pub const SERVER_MINOR: &str = "33";
 
-/// How long a deleted namespace stays Terminating before its contents go.
-const NAMESPACE_CLEANUP_DELAY: Duration = Duration::from_millis(1000);
-
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct ApiServer {
@@ -776,17 +773,6 @@ fn serve_resource(
         ("DELETE", Some(name)) => {
             let options = delete_options(&parse_body(body, content_type)?, query);
             match store.delete(&target.rt, ns, name, &options)? {
-                Deleted::Pending(object)
-                    if target.rt.group.is_empty() && target.rt.plural == "namespaces" =>
-                {
-                    // The namespace controller empties a terminating namespace a moment later.
-                    let (store, name) = (store.clone(), name.to_owned());
-                    tokio::spawn(async move {
-                        tokio::time::sleep(NAMESPACE_CLEANUP_DELAY).await;
-                        store.purge_namespace(&name);
-                    });
-                    ok(object)
-                }
                 Deleted::Pending(object) => ok(object),
                 Deleted::Removed(object) if target.rt.returns_deleted_object => ok(object),
                 Deleted::Removed(object) => ok(json!({

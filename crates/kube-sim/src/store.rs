@@ -48,10 +48,11 @@ pub struct Event {
     pub kind: EventType,
     /// `group/plural` of the object's resource.
     pub resource: String,
-    /// The object after the change (its last state for deletions).
-    pub object: Value,
+    /// The object after the change (its last state for deletions), shared with the
+    /// store and every watcher and controller cache that holds it.
+    pub object: Arc<Value>,
     /// The object before the change, for selector transitions.
-    pub previous: Option<Value>,
+    pub previous: Option<Arc<Value>>,
     /// The resourceVersion of the change.
     pub resource_version: u64,
 }
@@ -116,13 +117,16 @@ pub struct WatchStart {
     pub too_old: Option<String>,
 }
 
-type ObjectKey = (String, String); // (namespace, name)
+/// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
+pub type ObjectKey = (String, String);
 
 #[derive(Clone)]
 struct State {
     resource_version: u64,
     resources: Vec<ResourceType>,
-    objects: BTreeMap<String, BTreeMap<ObjectKey, Value>>,
+    /// Shared with the events that carry them, so history, watchers and controller
+    /// caches hold the same allocation instead of a copy each.
+    objects: BTreeMap<String, BTreeMap<ObjectKey, Arc<Value>>>,
     history: VecDeque<Arc<Event>>,
     history_limit: usize,
     /// The newest resourceVersion that has been dropped from the history.
@@ -266,24 +270,32 @@ impl Store {
         )
     }
 
+    /// The namespace a new object goes to: it must exist and, as the NamespaceLifecycle
+    /// admission plugin enforces, not be terminating.
     fn check_namespace(
         state: &State,
         rt: &ResourceType,
         namespace: Option<&str>,
+        name: &str,
     ) -> Result<String, ApiError> {
         if !rt.namespaced {
             return Ok(String::new());
         }
         let ns = namespace.unwrap_or("default");
-        let exists = state
+        let Some(stored) = state
             .objects
             .get("/namespaces")
-            .is_some_and(|m| m.contains_key(&(String::new(), ns.to_owned())));
-        if exists {
-            Ok(ns.to_owned())
-        } else {
-            Err(ApiError::namespace_not_found(ns))
+            .and_then(|m| m.get(&(String::new(), ns.to_owned())))
+        else {
+            return Err(ApiError::namespace_not_found(ns));
+        };
+        if stored.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::forbidden(format!(
+                "{} {name:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                rt.plural
+            )));
         }
+        Ok(ns.to_owned())
     }
 
     fn default_class(state: &State) -> Option<String> {
@@ -318,7 +330,7 @@ impl Store {
             ));
         }
         let mut state = self.lock();
-        let ns = Self::check_namespace(&state, rt, namespace)?;
+        let ns = Self::check_namespace(&state, rt, namespace, name_of(&object))?;
         if object
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
@@ -400,22 +412,23 @@ impl Store {
         {
             state.resources.push(custom);
         }
+        let shared = Arc::new(object);
         state
             .objects
             .entry(store_key.clone())
             .or_default()
-            .insert(key, object.clone());
+            .insert(key, shared.clone());
         self.emit(
             &mut state,
             Event {
                 kind: EventType::Added,
                 resource: store_key,
-                object: object.clone(),
+                object: shared.clone(),
                 previous: None,
                 resource_version: rv,
             },
         );
-        Ok(object)
+        Ok(Value::clone(&shared))
     }
 
     /// The storage key, object key and current state of one object, or 404.
@@ -424,7 +437,7 @@ impl Store {
         rt: &ResourceType,
         namespace: Option<&str>,
         name: &str,
-    ) -> Result<(String, ObjectKey, Value), ApiError> {
+    ) -> Result<(String, ObjectKey, Arc<Value>), ApiError> {
         let ns = if rt.namespaced {
             namespace.unwrap_or("default").to_owned()
         } else {
@@ -448,7 +461,7 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
-        Self::stored(&self.lock(), rt, namespace, name).map(|(_, _, object)| object)
+        Self::stored(&self.lock(), rt, namespace, name).map(|(_, _, object)| Value::clone(&object))
     }
 
     /// Lists objects (all namespaces when `namespace` is None) as a `<Kind>List`.
@@ -486,7 +499,7 @@ impl Store {
                     more = true;
                     break;
                 }
-                items.push(object.clone());
+                items.push(Value::clone(object));
             }
         }
         // The token points past the last returned item.
@@ -682,7 +695,7 @@ impl Store {
                 },
                 Subresource::Status => {
                     let status = new.get("status").cloned();
-                    let mut kept = current.clone();
+                    let mut kept = Value::clone(&current);
                     match status {
                         Some(status) => kept["status"] = status,
                         None => {
@@ -695,7 +708,7 @@ impl Store {
                 }
             }
         }
-        let mut compare_old = current.clone();
+        let mut compare_old = Value::clone(&current);
         let mut compare_new = new.clone();
         for object in [&mut compare_old, &mut compare_new] {
             if let Some(m) = object["metadata"].as_object_mut() {
@@ -714,7 +727,7 @@ impl Store {
             }
         }
         if compare_old == compare_new {
-            return Ok(current); // a no-op write keeps the resourceVersion, as the real server does
+            return Ok(Value::clone(&current)); // a no-op write keeps the resourceVersion, as the real server does
         }
         if validate {
             admission::validate_update(rt, &current, &new)?;
@@ -739,39 +752,41 @@ impl Store {
             .pointer("/metadata/deletionGracePeriodSeconds")
             .and_then(Value::as_i64)
             .unwrap_or(0);
-        if terminating && grace == 0 && finalizers(&new).is_empty() {
+        // A namespace goes only when the namespace controller has emptied it.
+        let namespace_kind = rt.group.is_empty() && rt.plural == "namespaces";
+        if terminating && grace == 0 && finalizers(&new).is_empty() && !namespace_kind {
             if let Some(m) = state.objects.get_mut(&store_key) {
                 m.remove(&key);
             }
-            self.remove_dependents_of_namespace(&mut state, rt, &new);
             self.emit(
                 &mut state,
                 Event {
                     kind: EventType::Deleted,
                     resource: store_key,
-                    object: new.clone(),
+                    object: Arc::new(new.clone()),
                     previous: Some(current),
                     resource_version: rv,
                 },
             );
             return Ok(new);
         }
+        let shared = Arc::new(new);
         state
             .objects
             .entry(store_key.clone())
             .or_default()
-            .insert(key, new.clone());
+            .insert(key, shared.clone());
         self.emit(
             &mut state,
             Event {
                 kind: EventType::Modified,
                 resource: store_key,
-                object: new.clone(),
+                object: shared.clone(),
                 previous: Some(current),
                 resource_version: rv,
             },
         );
-        Ok(new)
+        Ok(Value::clone(&shared))
     }
 
     /// Assigns a pod to a node (the `binding` subresource, as the scheduler does); a pod
@@ -847,7 +862,7 @@ impl Store {
                 ));
             }
         }
-        let mut updated = current.clone();
+        let mut updated = Value::clone(&current);
         let mut list = finalizers(&updated);
         match options.propagation_policy.as_deref() {
             Some("Orphan") => {
@@ -882,8 +897,8 @@ impl Store {
                 })
                 .unwrap_or(30)
                 > 0;
-        // A namespace first turns Terminating; `purge_namespace` (the namespace
-        // controller's job) removes its contents and then the namespace.
+        // A namespace first turns Terminating; the namespace controller deletes its
+        // contents and then removes it with `purge_namespace`.
         let namespace_kind = rt.group.is_empty() && rt.plural == "namespaces";
         if namespace_kind {
             updated["status"] = json!({"phase": "Terminating"});
@@ -895,13 +910,12 @@ impl Store {
             if let Some(m) = state.objects.get_mut(&store_key) {
                 m.remove(&key);
             }
-            self.remove_dependents_of_namespace(&mut state, rt, &updated);
             self.emit(
                 &mut state,
                 Event {
                     kind: EventType::Deleted,
                     resource: store_key,
-                    object: updated.clone(),
+                    object: Arc::new(updated.clone()),
                     previous: Some(current),
                     resource_version: new_rv,
                 },
@@ -932,44 +946,49 @@ impl Store {
             }
         }
         updated["metadata"]["resourceVersion"] = json!(new_rv.to_string());
+        let shared = Arc::new(updated);
         state
             .objects
             .entry(store_key.clone())
             .or_default()
-            .insert(key, updated.clone());
+            .insert(key, shared.clone());
         self.emit(
             &mut state,
             Event {
                 kind: EventType::Modified,
                 resource: store_key,
-                object: updated.clone(),
+                object: shared.clone(),
                 previous: Some(current),
                 resource_version: new_rv,
             },
         );
-        Ok(Deleted::Pending(updated))
+        Ok(Deleted::Pending(Value::clone(&shared)))
     }
 
-    /// Removes a terminating namespace and everything in it, as the namespace controller does.
-    pub fn purge_namespace(&self, name: &str) {
+    /// Removes a terminating namespace once nothing is left in it (the namespace
+    /// controller's last step); returns whether it was removed.
+    pub fn purge_namespace(&self, name: &str) -> bool {
         let mut state = self.lock();
         let key = (String::new(), name.to_owned());
+        let terminating = state
+            .objects
+            .get("/namespaces")
+            .and_then(|m| m.get(&key))
+            .is_some_and(|ns| ns.pointer("/metadata/deletionTimestamp").is_some());
+        let empty = state
+            .objects
+            .iter()
+            .all(|(_, objects)| !objects.keys().any(|(ns, _)| ns == name));
+        if !terminating || !empty {
+            return false;
+        }
         let Some(namespace) = state
             .objects
             .get_mut("/namespaces")
             .and_then(|m| m.remove(&key))
         else {
-            return;
+            return false;
         };
-        let Some(rt) = state
-            .resources
-            .iter()
-            .find(|r| r.group.is_empty() && r.plural == "namespaces")
-            .cloned()
-        else {
-            return;
-        };
-        self.remove_dependents_of_namespace(&mut state, &rt, &namespace);
         state.resource_version += 1;
         let rv = state.resource_version;
         self.emit(
@@ -982,42 +1001,7 @@ impl Store {
                 resource_version: rv,
             },
         );
-    }
-
-    /// Removes every object of a namespace (the namespace controller's job).
-    fn remove_dependents_of_namespace(
-        &self,
-        state: &mut State,
-        rt: &ResourceType,
-        namespace: &Value,
-    ) {
-        if !(rt.group.is_empty() && rt.plural == "namespaces") {
-            return;
-        }
-        let ns = name_of(namespace).to_owned();
-        let mut removed = Vec::new();
-        for (resource, objects) in state.objects.iter_mut() {
-            let keys: Vec<ObjectKey> = objects.keys().filter(|(n, _)| *n == ns).cloned().collect();
-            for key in keys {
-                if let Some(object) = objects.remove(&key) {
-                    removed.push((resource.clone(), object));
-                }
-            }
-        }
-        for (resource, object) in removed {
-            state.resource_version += 1;
-            let rv = state.resource_version;
-            self.emit(
-                state,
-                Event {
-                    kind: EventType::Deleted,
-                    resource,
-                    object,
-                    previous: None,
-                    resource_version: rv,
-                },
-            );
-        }
+        true
     }
 
     /// Starts a watch of `rt` from `resource_version` ("" or "0": the current state first).
@@ -1116,7 +1100,11 @@ impl Store {
     /// Writes the whole cluster (objects, resourceVersion, disks) to `path`, atomically.
     pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
         let state = self.lock();
-        let objects: Vec<&Value> = state.objects.values().flat_map(|m| m.values()).collect();
+        let objects: Vec<&Value> = state
+            .objects
+            .values()
+            .flat_map(|m| m.values().map(|o| &**o))
+            .collect();
         let snapshot = json!({
             "resourceVersion": state.resource_version,
             "objects": objects,
@@ -1191,7 +1179,7 @@ impl Store {
                     .objects
                     .entry(resource_key(&rt))
                     .or_default()
-                    .insert(key, object);
+                    .insert(key, Arc::new(object));
             }
             let rv = snapshot
                 .get("resourceVersion")
@@ -1211,10 +1199,21 @@ impl Store {
         Ok(store)
     }
 
+    /// The current resourceVersion and every object by resource key, shared rather than
+    /// copied, read under one lock: what an informer's relist sees.
+    pub fn shared_objects(&self) -> (u64, BTreeMap<String, BTreeMap<ObjectKey, Arc<Value>>>) {
+        let state = self.lock();
+        (state.resource_version, state.objects.clone())
+    }
+
     /// Every stored object, for snapshots and the test API.
     pub fn dump(&self) -> Value {
         let state = self.lock();
-        let objects: Vec<&Value> = state.objects.values().flat_map(|m| m.values()).collect();
+        let objects: Vec<&Value> = state
+            .objects
+            .values()
+            .flat_map(|m| m.values().map(|o| &**o))
+            .collect();
         json!({"resourceVersion": state.resource_version, "objects": objects})
     }
 }

@@ -15,10 +15,7 @@ use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio::time::Instant;
 
 use crate::resource::ResourceType;
-use crate::store::{Event, EventType, ListOptions, Store};
-
-/// `(namespace, name)`; the namespace is empty for cluster-scoped objects, as in the store.
-type ObjectKey = (String, String);
+use crate::store::{Event, EventType, ObjectKey, Store};
 
 /// The key the store files a resource's objects (and change events) under.
 pub(crate) fn resource_key(rt: &ResourceType) -> String {
@@ -125,23 +122,10 @@ impl Cache {
     }
 
     fn relist(&mut self, store: &Store) {
-        self.kinds.clear();
-        // Read the version first: a change racing the lists is applied again, harmlessly,
-        // since an older change never replaces a newer object (see `apply`).
-        self.listed_at = store.resource_version();
-        for rt in store.resources() {
-            let list = store
-                .list(&rt, None, &ListOptions::default())
-                .ok()
-                .and_then(|mut l| l.get_mut("items").map(Value::take));
-            let Some(Value::Array(items)) = list else {
-                continue;
-            };
-            let objects = self.kinds.entry(resource_key(&rt)).or_default();
-            for item in items {
-                objects.insert(object_key(&item), Arc::new(item));
-            }
-        }
+        // One consistent read, sharing the store's objects instead of copying them.
+        let (listed_at, objects) = store.shared_objects();
+        self.listed_at = listed_at;
+        self.kinds = objects.into_iter().collect();
     }
 
     fn apply(&mut self, event: &Event) {
@@ -158,7 +142,7 @@ impl Cache {
         }
         match event.kind {
             EventType::Added | EventType::Modified => {
-                objects.insert(key, Arc::new(event.object.clone()));
+                objects.insert(key, event.object.clone());
             }
             EventType::Deleted => {
                 objects.remove(&key);

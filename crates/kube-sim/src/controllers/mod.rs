@@ -8,6 +8,7 @@ pub mod csinode;
 pub mod deployment;
 mod garbage_collector;
 pub mod kubelet;
+mod namespace;
 mod protection;
 pub mod statefulset;
 pub mod volume_binding;
@@ -70,7 +71,8 @@ pub fn run_pass(store: &Store, informer: &mut Informer) {
 
 /// [`run_pass`] with these settings (the kubelet's grace-period cap).
 pub fn run_pass_with(store: &Store, informer: &mut Informer, settings: &ControllerSettings) {
-    let controllers: [fn(&Store, &mut Informer); 7] = [
+    let controllers: [fn(&Store, &mut Informer); 8] = [
+        namespace::run,
         volume_binding::run,
         protection::run,
         garbage_collector::run,

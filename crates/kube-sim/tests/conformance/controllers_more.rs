@@ -1084,3 +1084,79 @@ async fn the_kubelet_honours_the_grace_period_only_up_to_the_configured_cap() {
         404
     );
 }
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_its_contents_one_by_one_under_their_finalizers() {
+    let store = Arc::new(Store::new(1000));
+    node(&store, "node-a", "zone-a");
+    put(
+        &store,
+        "",
+        "namespaces",
+        None,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
+    );
+    let disk = static_volume(&store, "pv-team", "1Gi", None);
+    let mut claim = claim_json("data", "1Gi", Some("pv-team"));
+    claim["metadata"]["namespace"] = json!("team");
+    put(&store, "", "persistentvolumeclaims", Some("team"), claim);
+    let mut pod = pod_json(
+        "app",
+        "node-a",
+        json!([{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]),
+    );
+    pod["metadata"]["namespace"] = json!("team");
+    put(&store, "", "pods", Some("team"), pod);
+    settle(&store);
+
+    let namespaces = store.resource("", "namespaces").unwrap();
+    store
+        .delete(&namespaces, None, "team", &Default::default())
+        .unwrap();
+    // Nothing new may go into a terminating namespace (NamespaceLifecycle).
+    let config_maps = store.resource("", "configmaps").unwrap();
+    let refused = store
+        .create(
+            &config_maps,
+            Some("team"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late", "namespace": "team"}}),
+        )
+        .unwrap_err();
+    assert_eq!(refused.code, 403);
+    assert_eq!(
+        refused.message,
+        "configmaps \"late\" is forbidden: unable to create new content in namespace team because it is being terminated"
+    );
+
+    // With the kubelet holding to the pod's grace period, the pod is only terminating, and
+    // the claim it mounts stays behind its pvc-protection finalizer.
+    let pass_with_grace = |cap: Duration| {
+        let settings = ControllerSettings {
+            termination_grace_cap: cap,
+            ..ControllerSettings::default()
+        };
+        for _ in 0..4 {
+            run_pass_with(
+                &store,
+                &mut Informer::new(&store, Duration::ZERO),
+                &settings,
+            );
+        }
+    };
+    pass_with_grace(Duration::from_secs(3600));
+    let pod = get(&store, "", "pods", Some("team"), "app").unwrap();
+    assert!(pod["metadata"]["deletionTimestamp"].is_string());
+    let claim = get(&store, "", "persistentvolumeclaims", Some("team"), "data").unwrap();
+    assert!(claim["metadata"]["deletionTimestamp"].is_string());
+    assert!(get(&store, "", "namespaces", None, "team").is_some());
+
+    // Once the pod is gone the claim follows, then the namespace; the Retain volume and
+    // its disk stay.
+    pass_with_grace(Duration::ZERO);
+    assert!(get(&store, "", "pods", Some("team"), "app").is_none());
+    assert!(get(&store, "", "persistentvolumeclaims", Some("team"), "data").is_none());
+    assert!(get(&store, "", "namespaces", None, "team").is_none());
+    let volume = get(&store, "", "persistentvolumes", None, "pv-team").unwrap();
+    assert_eq!(text(&volume, "/status/phase"), "Released");
+    assert!(store.cloud().get(&disk).is_some());
+}
