@@ -33,6 +33,11 @@ pub struct ControllerSettings {
     pub resync: Duration,
     /// Longest a terminating pod's grace period is honoured before the kubelet removes it.
     pub termination_grace_cap: Duration,
+    /// How long a deleted namespace stays Terminating, untouched, before the namespace
+    /// controller starts deleting its contents (the real one first rediscovers every
+    /// resource type; `kubectl delete -f` relies on the objects after the Namespace
+    /// still being there).
+    pub namespace_cleanup_delay: Duration,
 }
 
 impl Default for ControllerSettings {
@@ -41,6 +46,7 @@ impl Default for ControllerSettings {
             lag: Duration::from_millis(0),
             resync: Duration::from_millis(500),
             termination_grace_cap: Duration::from_secs(1),
+            namespace_cleanup_delay: Duration::from_secs(1),
         }
     }
 }
@@ -69,10 +75,11 @@ pub fn run_pass(store: &Store, informer: &mut Informer) {
     run_pass_with(store, informer, &ControllerSettings::default());
 }
 
-/// [`run_pass`] with these settings (the kubelet's grace-period cap).
+/// [`run_pass`] with these settings (the kubelet's grace-period cap, the namespace
+/// controller's delay).
 pub fn run_pass_with(store: &Store, informer: &mut Informer, settings: &ControllerSettings) {
-    let controllers: [fn(&Store, &mut Informer); 8] = [
-        namespace::run,
+    namespace::run(store, informer, settings.namespace_cleanup_delay);
+    let controllers: [fn(&Store, &mut Informer); 7] = [
         volume_binding::run,
         protection::run,
         garbage_collector::run,

@@ -4,11 +4,13 @@
 //! behind its `pvc-protection`, a pod gets its grace period), so deleting a namespace
 //! loses nothing a single delete would not.
 
+use std::time::Duration;
+
 use super::{Informer, all, delete, terminating, text};
 use crate::store::Store;
 
-/// One pass over the terminating namespaces.
-pub(crate) fn run(store: &Store, informer: &mut Informer) {
+/// One pass over the namespaces terminating for at least `delay`.
+pub(crate) fn run(store: &Store, informer: &mut Informer, delay: Duration) {
     let Some(namespaces) = store.resource("", "namespaces") else {
         return;
     };
@@ -19,7 +21,13 @@ pub(crate) fn run(store: &Store, informer: &mut Informer) {
         .filter(|r| r.namespaced)
         .collect();
     for namespace in all(cache, &namespaces) {
-        if !terminating(&namespace) {
+        let since = text(&namespace, "/metadata/deletionTimestamp")
+            .parse::<jiff::Timestamp>()
+            .ok();
+        let due = since.is_some_and(|since| {
+            jiff::Timestamp::now().duration_since(since).unsigned_abs() >= delay
+        });
+        if !terminating(&namespace) || !due {
             continue;
         }
         let name = text(&namespace, "/metadata/name");

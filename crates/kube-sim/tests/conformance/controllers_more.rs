@@ -1128,11 +1128,18 @@ async fn deleting_a_namespace_deletes_its_contents_one_by_one_under_their_finali
         "configmaps \"late\" is forbidden: unable to create new content in namespace team because it is being terminated"
     );
 
+    // Like the real controller, this one leaves a fresh deletion alone for a moment:
+    // `kubectl delete -f` still finds the objects listed after the Namespace.
+    reconcile(&store);
+    let pod = get(&store, "", "pods", Some("team"), "app").unwrap();
+    assert!(pod["metadata"].get("deletionTimestamp").is_none());
+
     // With the kubelet holding to the pod's grace period, the pod is only terminating, and
     // the claim it mounts stays behind its pvc-protection finalizer.
     let pass_with_grace = |cap: Duration| {
         let settings = ControllerSettings {
             termination_grace_cap: cap,
+            namespace_cleanup_delay: Duration::ZERO,
             ..ControllerSettings::default()
         };
         for _ in 0..4 {
