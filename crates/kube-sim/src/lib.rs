@@ -24,12 +24,16 @@
 //!
 //! The controllers ([`controllers`]): PV binding and reclaim (with the binder's Events),
 //! provisioning for in-tree and CSI classes, PVC/PV protection, the garbage collector,
-//! StatefulSet, Deployment, CSINode registration, attach/detach (PV and inline volumes)
-//! with the external-attacher, and a scheduler/kubelet stand-in — over the fake disks of
+//! StatefulSet, Deployment, CSINode registration, the namespace controller (a deleted
+//! namespace is emptied through ordinary deletes, finalizers kept, then removed),
+//! attach/detach (PV and inline volumes) with the external-attacher, and a
+//! scheduler/kubelet stand-in — over the fake disks of
 //! [`cloud`], reading an informer cache that can lag behind the store
 //! ([`controllers::cache`]). [`scenario`] builds realistic starting points.
 //!
-//! Deliberate simplifications: a continued list reads current objects after the last
+//! Deliberate simplifications: the scenarios' classes bind immediately and carry no
+//! zone, so their disks have none and their PVs no node affinity (zonal provisioning
+//! works for classes with a `zone` parameter or `WaitForFirstConsumer`); a continued list reads current objects after the last
 //! key rather than a snapshot at the first page's resourceVersion; server-side apply
 //! records `Apply` managers only (updates leave `managedFields` as they are, so an update
 //! never takes ownership) and owns lists other than the keyed ones (containers, volumes,
