@@ -1167,3 +1167,166 @@ async fn deleting_a_namespace_deletes_its_contents_one_by_one_under_their_finali
     assert_eq!(text(&volume, "/status/phase"), "Released");
     assert!(store.cloud().get(&disk).is_some());
 }
+
+/// A pod the scheduler places (no `nodeName`) mounting claim `claim` as `data`.
+fn unscheduled_pod(name: &str, claim: &str) -> Value {
+    let mut pod = pod_json(
+        name,
+        "",
+        json!([{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]),
+    );
+    if let Some(spec) = pod["spec"].as_object_mut() {
+        spec.remove("nodeName");
+    }
+    pod
+}
+
+/// A static volume on a fresh disk in `zone`, whose node affinity requires that zone.
+fn zonal_volume(store: &Store, name: &str, zone: &str) {
+    let disk = store
+        .cloud()
+        .create_disk("kubernetes.io/aws-ebs", name, 1 << 30, Some(zone));
+    let mut spec = json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+        "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "topology.kubernetes.io/zone", "operator": "In", "values": [zone]}]}]}}});
+    spec.as_object_mut()
+        .unwrap()
+        .extend(disk.in_tree_source.as_object().unwrap().clone());
+    put(
+        store,
+        "",
+        "persistentvolumes",
+        None,
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name}, "spec": spec}),
+    );
+}
+
+#[tokio::test]
+async fn the_scheduler_places_pods_where_their_volumes_node_affinity_allows() {
+    let store = Arc::new(Store::new(1000));
+    node(&store, "node-a", "zone-a");
+    node(&store, "node-b", "zone-b");
+    csi_driver(&store, "ebs.csi.aws.com", true);
+    zonal_volume(&store, "in-b", "zone-b");
+    put(
+        &store,
+        "",
+        "persistentvolumeclaims",
+        Some("default"),
+        claim_json("in-b", "1Gi", Some("in-b")),
+    );
+    put(
+        &store,
+        "",
+        "pods",
+        Some("default"),
+        unscheduled_pod("user-b", "in-b"),
+    );
+    zonal_volume(&store, "in-c", "zone-c");
+    put(
+        &store,
+        "",
+        "persistentvolumeclaims",
+        Some("default"),
+        claim_json("in-c", "1Gi", Some("in-c")),
+    );
+    put(
+        &store,
+        "",
+        "pods",
+        Some("default"),
+        unscheduled_pod("user-c", "in-c"),
+    );
+    settle(&store);
+
+    let placed = get(&store, "", "pods", Some("default"), "user-b").unwrap();
+    assert_eq!(text(&placed, "/spec/nodeName"), "node-b");
+    assert_eq!(text(&placed, "/status/phase"), "Running");
+    // No node is in zone-c: the pod waits, with the scheduler's message.
+    let stuck = get(&store, "", "pods", Some("default"), "user-c").unwrap();
+    assert_eq!(text(&stuck, "/spec/nodeName"), "");
+    assert_eq!(text(&stuck, "/status/reason"), "Unschedulable");
+    assert_eq!(
+        text(&stuck, "/status/message"),
+        "0/2 nodes are available: node(s) had volume node affinity conflict"
+    );
+}
+
+#[tokio::test]
+async fn a_wait_for_first_consumer_class_provisions_in_the_zone_of_the_chosen_node() {
+    let store = Arc::new(Store::new(1000));
+    node(&store, "node-a", "zone-a");
+    node(&store, "node-b", "zone-b");
+    csi_driver(&store, "ebs.csi.aws.com", true);
+    put(
+        &store,
+        "storage.k8s.io",
+        "storageclasses",
+        None,
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+               "metadata": {"name": "gp2-late"}, "provisioner": "kubernetes.io/aws-ebs",
+               "volumeBindingMode": "WaitForFirstConsumer"}),
+    );
+    let mut claim = claim_json("late", "1Gi", None);
+    claim["spec"]["storageClassName"] = json!("gp2-late");
+    put(&store, "", "persistentvolumeclaims", Some("default"), claim);
+    settle(&store);
+    // No consumer yet: nothing is provisioned.
+    let waiting = get(
+        &store,
+        "",
+        "persistentvolumeclaims",
+        Some("default"),
+        "late",
+    )
+    .unwrap();
+    assert_eq!(text(&waiting, "/status/phase"), "Pending");
+    assert!(store.cloud().list().is_empty());
+
+    put(
+        &store,
+        "",
+        "pods",
+        Some("default"),
+        unscheduled_pod("consumer", "late"),
+    );
+    settle(&store);
+    let claim = get(
+        &store,
+        "",
+        "persistentvolumeclaims",
+        Some("default"),
+        "late",
+    )
+    .unwrap();
+    let node = text(
+        &claim,
+        "/metadata/annotations/volume.kubernetes.io~1selected-node",
+    )
+    .to_owned();
+    let zone = if node == "node-a" { "zone-a" } else { "zone-b" };
+    assert_eq!(text(&claim, "/status/phase"), "Bound");
+    let volume = get(
+        &store,
+        "",
+        "persistentvolumes",
+        None,
+        text(&claim, "/spec/volumeName"),
+    )
+    .unwrap();
+    assert_eq!(
+        text(&volume, "/metadata/labels/topology.kubernetes.io~1zone"),
+        zone
+    );
+    assert_eq!(
+        volume["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0],
+        json!({"key": "topology.kubernetes.io/zone", "operator": "In", "values": [zone]})
+    );
+    let disks = store.cloud().list();
+    assert_eq!(disks.len(), 1);
+    assert_eq!(disks[0].zone.as_deref(), Some(zone));
+    let pod = get(&store, "", "pods", Some("default"), "consumer").unwrap();
+    assert_eq!(text(&pod, "/spec/nodeName"), node);
+    assert_eq!(text(&pod, "/status/phase"), "Running");
+}
