@@ -32,8 +32,11 @@
 //! ([`controllers::cache`]). [`scenario`] builds realistic starting points.
 //!
 //! Deliberate simplifications: the scenarios' classes bind immediately and carry no
-//! zone, so their disks have none and their PVs no node affinity (zonal provisioning
-//! works for classes with a `zone` parameter or `WaitForFirstConsumer`); a continued list reads current objects after the last
+//! zone, so their disks have none and their PVs no node affinity: `mixed` puts every
+//! provider's disks on the same nodes, where no zone name is valid for all of them
+//! (rollback derives AWS and GCE regions from zone names), and its bare claims must bind
+//! without a consumer. Zonal provisioning and scheduling by node affinity work for
+//! classes with a `zone` parameter or `WaitForFirstConsumer` (tested); a continued list reads current objects after the last
 //! key rather than a snapshot at the first page's resourceVersion; server-side apply
 //! records `Apply` managers only (updates leave `managedFields` as they are, so an update
 //! never takes ownership) and owns lists other than the keyed ones (containers, volumes,
