@@ -2365,36 +2365,14 @@ mod webhook {
 
     #[test]
     fn serves_admission_reviews_over_https_and_denies_migration_parameters_on_a_csi_class() {
-        let dir = std::env::temp_dir().join(format!("csi-migrate-webhook-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let certs = kube_sim::tls::ServingCertificates::generate().unwrap();
-        let (cert, key, ca) = (dir.join("tls.crt"), dir.join("tls.key"), dir.join("ca.crt"));
-        std::fs::write(&cert, certs.chain_pem()).unwrap();
-        std::fs::write(&key, &certs.key_pem).unwrap();
-        std::fs::write(&ca, &certs.ca_pem).unwrap();
+        let dir = Webhook::dir("https");
         let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let mut child = Command::new(BIN)
-            .args([
-                "webhook",
-                "--tls-cert",
-                cert.to_str().unwrap(),
-                "--tls-key",
-                key.to_str().unwrap(),
-            ])
-            .args(["--listen", &listen])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&listen).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the webhook did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let webhook = Webhook::start(
+            dir.clone(),
+            port,
+            &Webhook::serve_args(&dir, port, &[]),
+            &[],
+        );
         let review = serde_json::json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": {"uid": "7f0b", "operation": "CREATE",
@@ -2405,23 +2383,9 @@ mod webhook {
                            "provisioner": "csi.vsphere.vmware.com",
                            "parameters": {"csimigration": "true", "datastore-migrationparam": "ds1"}}}
         });
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "--cacert",
-                ca.to_str().unwrap(),
-                "-H",
-                "Content-Type: application/json",
-                "--data-binary",
-            ])
-            .arg(review.to_string())
-            .arg(format!("https://localhost:{port}/validate"))
-            .output()
-            .expect("curl is needed for this test");
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(out.status.success(), "{}", stderr(&out));
-        let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let (code, body) = webhook.curl("/validate", Some(&review.to_string()));
+        assert_eq!(code, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(answer["response"]["uid"], "7f0b");
         assert_eq!(answer["response"]["allowed"], false);
         let message = answer["response"]["status"]["message"]
@@ -2431,7 +2395,6 @@ mod webhook {
             message.contains("csimigration") && message.contains("datastore-migrationparam"),
             "{message}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A `csi-migrate webhook` process with its own certificates, stderr captured in a file.
@@ -2453,6 +2416,22 @@ mod webhook {
             std::fs::write(dir.join("tls/tls.key"), &certs.key_pem).unwrap();
             std::fs::write(dir.join("ca.crt"), &certs.ca_pem).unwrap();
             dir
+        }
+
+        /// `webhook` with the certificates of `dir`, listening on `port`, then `extra`.
+        fn serve_args(dir: &Path, port: u16, extra: &[&str]) -> Vec<String> {
+            let path = |file: &str| dir.join(file).to_string_lossy().into_owned();
+            let mut args = vec![
+                "webhook".to_owned(),
+                "--tls-cert".to_owned(),
+                path("tls/tls.crt"),
+                "--tls-key".to_owned(),
+                path("tls/tls.key"),
+                "--listen".to_owned(),
+                format!("127.0.0.1:{port}"),
+            ];
+            args.extend(extra.iter().map(|a| (*a).to_owned()));
+            args
         }
 
         /// Starts the binary with exactly `args` (and `env`) and waits until it listens on `port`.
@@ -2568,23 +2547,18 @@ mod webhook {
     fn json_logs_are_json_lines_with_the_uid_and_no_secrets() {
         let dir = Webhook::dir("json-logs");
         let port = free_port();
-        let args: Vec<String> = [
-            "webhook",
-            "--tls-cert",
-            dir.join("tls/tls.crt").to_str().unwrap(),
-            "--tls-key",
-            dir.join("tls/tls.key").to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--storage-classes",
-            "policy",
-            "--shutdown-delay",
-            "100ms",
-            "--log-format",
-            "json",
-        ]
-        .map(String::from)
-        .to_vec();
+        let args = Webhook::serve_args(
+            &dir,
+            port,
+            &[
+                "--storage-classes",
+                "policy",
+                "--shutdown-delay",
+                "100ms",
+                "--log-format",
+                "json",
+            ],
+        );
         let mut webhook = Webhook::start(dir, port, &args, &[]);
         webhook.wait_ready();
         // A pod with an inline in-tree volume (warned, logged) and a secret in its env.
@@ -2669,18 +2643,7 @@ mod webhook {
     fn text_logs_have_no_colour_codes_off_a_terminal() {
         let dir = Webhook::dir("text-logs");
         let port = free_port();
-        let args: Vec<String> = [
-            "webhook",
-            "--tls-cert",
-            dir.join("tls/tls.crt").to_str().unwrap(),
-            "--tls-key",
-            dir.join("tls/tls.key").to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--shutdown-delay=0",
-        ]
-        .map(String::from)
-        .to_vec();
+        let args = Webhook::serve_args(&dir, port, &["--shutdown-delay=0"]);
         let mut webhook = Webhook::start(dir, port, &args, &[]);
         webhook.wait_ready();
         webhook.terminate();

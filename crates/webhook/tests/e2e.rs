@@ -231,12 +231,21 @@ async fn start_with(setup: Setup<'_>) -> Harness {
     harness
 }
 
-async fn wait_until<F, Fut>(what: &str, mut check: F)
+async fn wait_until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    wait_within(Duration::from_secs(10), what, check).await;
+}
+
+/// Polls `check` until it holds, failing the test after `limit`.
+async fn wait_within<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -1195,19 +1204,6 @@ impl Harness {
     }
 }
 
-/// Like `wait_until`, with room for the watcher's backoff (0.8 s doubling, with jitter).
-async fn wait_long<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn claims_are_judged_by_the_cluster_storage_classes() {
     let sim = sim().await;
@@ -1238,9 +1234,12 @@ async fn claims_are_judged_by_the_cluster_storage_classes() {
     .await;
     // The watcher retries with backoff and syncs once the API server answers.
     sim.fail_storage_class_reads(false);
-    wait_long("ready after the first list", || async {
-        h.readyz().await == StatusCode::OK
-    })
+    // Room for the watcher's backoff (0.8 s doubling, with jitter).
+    wait_within(
+        Duration::from_secs(30),
+        "ready after the first list",
+        || async { h.readyz().await == StatusCode::OK },
+    )
     .await;
 
     let r = h.review_claim(Some("old-disks")).await;
