@@ -450,7 +450,7 @@ pub struct SimArgs {
     #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
 
-    /// Delay before each controller pass, to exercise stale caches and races.
+    /// How late the controllers' informer caches apply each change, to exercise stale caches and races.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub controller_lag_ms: u64,
 
