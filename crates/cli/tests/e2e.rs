@@ -510,7 +510,16 @@ mod sim {
                 "jsonpath={.spec.replicas}",
             ]);
             assert_eq!(replicas, "2");
-            sim.kubectl_ok(&["delete", "-f", &manifests, "--wait=true", "--timeout=20s"]);
+            // The namespace controller may empty the Namespace before kubectl reaches the
+            // objects listed after it, on a cluster as here: `--ignore-not-found`.
+            sim.kubectl_ok(&[
+                "delete",
+                "-f",
+                &manifests,
+                "--ignore-not-found",
+                "--wait=true",
+                "--timeout=20s",
+            ]);
             let gone = sim.kubectl(&["get", "namespace", "csi-migrate-system"]);
             assert!(!gone.status.success());
             assert!(
